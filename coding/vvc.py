@@ -1,0 +1,389 @@
+"""VVC coding of the key-reference frame and of whole sequences (the VVC anchor).
+
+Two backends code the same standard bitstream (raw Annex-B ``.266``):
+
+- ``vvenc`` (embedded default): the ffmpeg bundled with ``imageio-ffmpeg`` with ``libvvenc``
+  (input ``yuv420p10le``, ``-qp Q -qpa 0``), decoded with ffmpeg's native ``vvc`` decoder.
+  VVenC's nominal QP is not VTM's: a one-frame intra picture at ``-qp Q`` is coded with slice QP Q-3.
+- ``vtm``: the JVET reference software ``EncoderApp`` / ``DecoderApp``, run as in the JVET
+  generative face video coding (GFVC) test conditions: an 8-bit planar YUV 4:2:0 file,
+  ``-c encoder_intra_vtm.cfg`` (``encoder_lowdelay_vtm.cfg`` for sequences), ``-q QP -f T -wdt W
+  -hgt H -fr FPS --InputBitDepth=8 --OutputBitDepth=8 --Level=L``; ``DecoderApp -b BIN -o REC -d 8``.
+  The executables come from arguments, else the ``VTM_ENCODER`` / ``VTM_DECODER`` environment
+  variables; the cfg files from ``VTM_CFG_DIR``.
+
+Colour conversion (identical for both backends, done here in numpy so it is stated and exact):
+RGB <-> Y'CbCr with the ITU-R BT.601 matrix, limited ("studio") range (Y' 16..235, Cb/Cr 16..240 at
+8 bits, scaled by 4 at 10 bits), 4:2:0 chroma as the mean of each 2x2 block (centre-sited) and
+upsampled back with the separable (3/4, 1/4) linear filter of centre-sited chroma. Frames must have
+even width and height.
+
+Every result records the backend name and the QP it was coded with.
+"""
+import dataclasses
+import os
+import shlex
+import subprocess
+import tempfile
+from fractions import Fraction
+
+import numpy as np
+
+BACKENDS = ('vvenc', 'vtm')
+
+# BT.601 luma weights (ITU-R BT.601-7, section 2.5.1).
+_KR, _KB = 0.299, 0.114
+_KG = 1.0 - _KR - _KB
+
+# VVC levels (ITU-T H.266 Table A.1 / A.2): (level, MaxLumaPs in samples, MaxLumaSr in samples/s).
+_VVC_LEVELS = (
+    ('1', 36864, 552960), ('2', 122880, 3686400), ('2.1', 245760, 7372800),
+    ('3', 552960, 16588800), ('3.1', 983040, 33177600), ('4', 2228224, 66846720),
+    ('4.1', 2228224, 133693440), ('5', 8912896, 267386880), ('5.1', 8912896, 534773760),
+    ('5.2', 8912896, 1069547520), ('6', 35651584, 1069547520), ('6.1', 35651584, 2139095040),
+    ('6.2', 35651584, 4278190080),
+)
+
+_VVENC_LOWDELAY = 'PicReordering=0:GOPSize=8:DecodingRefreshType=none:IntraPeriod=-1'
+
+
+class VVCError(RuntimeError):
+    """A VVC encoder/decoder is missing, failed, or returned something unusable."""
+
+
+@dataclasses.dataclass
+class VVCResult:
+    """Outcome of VVC coding.
+
+    Attributes:
+        bitstream: the raw Annex-B VVC bitstream (``.266``), bytes.
+        frames: the decoded frames, uint8 (T, H, W, 3) RGB.
+        backend: 'vvenc' or 'vtm' (the encoder that made ``bitstream``).
+        qp: the QP given to that encoder (VVenC nominal QP or VTM ``-q``).
+    """
+    bitstream: bytes
+    frames: np.ndarray
+    backend: str
+    qp: int
+
+    @property
+    def bits(self):
+        """Size of the bitstream in bits."""
+        return 8 * len(self.bitstream)
+
+
+@dataclasses.dataclass
+class VTMTools:
+    """Where the VTM executables and cfg files are.
+
+    Attributes:
+        encoder: path of ``EncoderApp``; default ``$VTM_ENCODER``.
+        decoder: path of ``DecoderApp``; default ``$VTM_DECODER``.
+        cfg_dir: folder with ``encoder_intra_vtm.cfg`` and ``encoder_lowdelay_vtm.cfg``;
+            default ``$VTM_CFG_DIR``.
+    """
+    encoder: str = None
+    decoder: str = None
+    cfg_dir: str = None
+
+    def resolved(self):
+        """Fill unset fields from the environment and check they exist.
+
+        Returns: a new VTMTools with absolute paths.
+        Raises: VVCError naming the missing piece and the variable that sets it.
+        """
+        fields = {}
+        for name, env in (('encoder', 'VTM_ENCODER'), ('decoder', 'VTM_DECODER'),
+                          ('cfg_dir', 'VTM_CFG_DIR')):
+            value = getattr(self, name) or os.environ.get(env)
+            if not value:
+                raise VVCError(f'VTM backend: no {name} given; set the {env} environment variable '
+                               f'(or the codec config) to the VTM {name}, or use the vvenc backend')
+            exists = os.path.isdir(value) if name == 'cfg_dir' else os.path.isfile(value)
+            if not exists:
+                raise VVCError(f'VTM backend: {name} {value!r} (from {env} or config) does not exist')
+            fields[name] = os.path.abspath(value)
+        return VTMTools(**fields)
+
+
+def ffmpeg_exe():
+    """Path of the ffmpeg bundled with imageio-ffmpeg (has libvvenc and the native vvc decoder).
+
+    Raises: VVCError if imageio-ffmpeg or its binary is missing.
+    """
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError) as exc:
+        raise VVCError(f'ffmpeg from imageio-ffmpeg is not available ({exc}); '
+                       f'install it with `pip install imageio-ffmpeg==0.8.1`') from exc
+
+
+def vvc_level(width, height, fps):
+    """Smallest VVC level whose picture size and luma sample rate fit (H.266 Table A.1/A.2).
+
+    Args: width, height in pixels; fps in frames per second.
+    Returns: the level as a string, e.g. '2.1' for 384x384 at 25 fps.
+    Raises: VVCError if the size exceeds level 6.2.
+    """
+    size = width * height
+    for level, max_ps, max_sr in _VVC_LEVELS:
+        max_dim = int((8 * max_ps) ** 0.5)
+        if size <= max_ps and width <= max_dim and height <= max_dim and size * fps <= max_sr:
+            return level
+    raise VVCError(f'{width}x{height} at {fps} fps exceeds every VVC level')
+
+
+def _check_frames(frames):
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f'expected uint8 RGB frames (T, H, W, 3) or (H, W, 3), got {frames.dtype} '
+                         f'{frames.shape}')
+    height, width = frames.shape[1:3]
+    if height % 2 or width % 2:
+        raise ValueError(f'YUV 4:2:0 needs even width and height, got {width}x{height}: '
+                         f'crop or resize the frames first')
+    return frames
+
+
+def rgb_to_yuv420(frames, bit_depth):
+    """RGB -> planar Y'CbCr 4:2:0, BT.601 limited range.
+
+    Args:
+        frames: uint8 (T, H, W, 3) RGB, H and W even.
+        bit_depth: 8 or 10.
+    Returns: planar file content as bytes (per frame: Y (H, W), Cb (H/2, W/2), Cr (H/2, W/2);
+        uint8 for 8 bits, little-endian uint16 for 10 bits).
+    """
+    rgb = frames.astype(np.float64) / 255.0
+    y = _KR * rgb[..., 0] + _KG * rgb[..., 1] + _KB * rgb[..., 2]
+    cb = (rgb[..., 2] - y) / (2 * (1 - _KB))
+    cr = (rgb[..., 0] - y) / (2 * (1 - _KR))
+    t, h, w = y.shape
+    cb = cb.reshape(t, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+    cr = cr.reshape(t, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+    scale = 1 << (bit_depth - 8)
+    dtype = np.uint8 if bit_depth == 8 else np.dtype('<u2')
+    planes = [np.clip(np.rint((16 + 219 * y) * scale), 0, 255 * scale).astype(dtype),
+              np.clip(np.rint((128 + 224 * cb) * scale), 0, 255 * scale).astype(dtype),
+              np.clip(np.rint((128 + 224 * cr) * scale), 0, 255 * scale).astype(dtype)]
+    return b''.join(p[i].tobytes() for i in range(t) for p in planes)
+
+
+def _upsample_chroma(c):
+    """Centre-sited 4:2:0 chroma (T, h, w) -> (T, 2h, 2w) with the (3/4, 1/4) linear filter."""
+    for axis in (1, 2):
+        n = c.shape[axis]
+        prev = np.take(c, np.clip(np.arange(n) - 1, 0, n - 1), axis=axis)
+        nxt = np.take(c, np.clip(np.arange(n) + 1, 0, n - 1), axis=axis)
+        even, odd = 0.75 * c + 0.25 * prev, 0.75 * c + 0.25 * nxt
+        c = np.stack([even, odd], axis=axis + 1)
+        shape = list(even.shape)
+        shape[axis] *= 2
+        c = c.reshape(shape)
+    return c
+
+
+def yuv420_to_rgb(data, width, height, bit_depth):
+    """Planar Y'CbCr 4:2:0 (BT.601 limited range) -> RGB; inverse of :func:`rgb_to_yuv420`.
+
+    Args:
+        data: planar file content (bytes); 8-bit or little-endian 16-bit samples.
+        width, height: frame size in pixels (even).
+        bit_depth: 8 or 10.
+    Returns: uint8 (T, H, W, 3) RGB.
+    Raises: VVCError if the size of ``data`` is not a whole number of frames.
+    """
+    dtype = np.uint8 if bit_depth == 8 else np.dtype('<u2')
+    samples = np.frombuffer(data, dtype=dtype)
+    frame_size = width * height * 3 // 2
+    if len(samples) == 0 or len(samples) % frame_size:
+        raise VVCError(f'decoded YUV has {len(samples)} samples, not a multiple of one '
+                       f'{width}x{height} 4:2:0 frame ({frame_size})')
+    samples = samples.reshape(-1, frame_size).astype(np.float64) / (1 << (bit_depth - 8))
+    t, luma, quarter = len(samples), width * height, width * height // 4
+    y = (samples[:, :luma].reshape(t, height, width) - 16) / 219
+    cb = (samples[:, luma:luma + quarter].reshape(t, height // 2, width // 2) - 128) / 224
+    cr = (samples[:, luma + quarter:].reshape(t, height // 2, width // 2) - 128) / 224
+    cb, cr = _upsample_chroma(cb), _upsample_chroma(cr)
+    r = y + 2 * (1 - _KR) * cr
+    b = y + 2 * (1 - _KB) * cb
+    g = (y - _KR * r - _KB * b) / _KG
+    rgb = np.stack([r, g, b], axis=-1)
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
+def _run(cmd, what, cwd=None):
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise VVCError(f'{what}: cannot run {cmd[0]!r}: {exc}') from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).decode(errors='replace').strip().splitlines()[-15:]
+        raise VVCError(f'{what} failed (exit code {proc.returncode}): {shlex.join(cmd)}\n'
+                       + '\n'.join(tail))
+    return proc
+
+
+def _read_output(path, what):
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        raise VVCError(f'{what} exited normally but wrote no output to {path}')
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def _check_qp(qp):
+    if not isinstance(qp, (int, np.integer)) or not 0 <= qp <= 63:
+        raise ValueError(f'QP must be an integer in [0, 63], got {qp!r}')
+    return int(qp)
+
+
+def _vvenc_encode(frames, qp, fps, tmp, lowdelay):
+    t, height, width = frames.shape[:3]
+    yuv = os.path.join(tmp, 'in.yuv')
+    out = os.path.join(tmp, 'out.266')
+    with open(yuv, 'wb') as f:
+        f.write(rgb_to_yuv420(frames, 10))
+    rate = Fraction(fps).limit_denominator(1001)
+    cmd = [ffmpeg_exe(), '-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'rawvideo',
+           '-pix_fmt', 'yuv420p10le', '-s', f'{width}x{height}', '-r', str(rate), '-i', yuv,
+           '-frames:v', str(t), '-c:v', 'libvvenc', '-qp', str(qp), '-qpa', '0']
+    if lowdelay:
+        cmd += ['-vvenc-params', _VVENC_LOWDELAY]
+    _run(cmd + ['-f', 'vvc', '-y', out], 'VVenC encoding (ffmpeg libvvenc)')
+    return _read_output(out, 'VVenC encoding (ffmpeg libvvenc)')
+
+
+def _vvenc_decode(bitstream, width, height, tmp):
+    src = os.path.join(tmp, 'dec_in.266')
+    rec = os.path.join(tmp, 'rec.yuv')
+    with open(src, 'wb') as f:
+        f.write(bitstream)
+    cmd = [ffmpeg_exe(), '-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'vvc', '-i', src,
+           '-f', 'rawvideo', '-pix_fmt', 'yuv420p10le', '-y', rec]
+    _run(cmd, 'VVC decoding (ffmpeg native vvc decoder)')
+    return yuv420_to_rgb(_read_output(rec, 'VVC decoding (ffmpeg)'), width, height, 10)
+
+
+def _vtm_encode(frames, qp, fps, tmp, lowdelay, tools):
+    t, height, width = frames.shape[:3]
+    cfg = os.path.join(tools.cfg_dir, 'encoder_lowdelay_vtm.cfg' if lowdelay
+                       else 'encoder_intra_vtm.cfg')
+    if not os.path.isfile(cfg):
+        raise VVCError(f'VTM cfg file {cfg} is missing; VTM_CFG_DIR must be the cfg/ folder of VTM')
+    yuv = os.path.join(tmp, 'in.yuv')
+    out = os.path.join(tmp, 'out.bin')
+    with open(yuv, 'wb') as f:
+        f.write(rgb_to_yuv420(frames, 8))
+    frame_rate = max(1, round(float(fps)))
+    cmd = [tools.encoder, '-c', cfg, '-i', yuv, '-b', out, '-q', str(qp), '-f', str(t),
+           '-wdt', str(width), '-hgt', str(height), '-fr', str(frame_rate),
+           '--InputBitDepth=8', '--OutputBitDepth=8',
+           f'--Level={vvc_level(width, height, frame_rate)}']
+    _run(cmd, 'VTM EncoderApp', cwd=tmp)
+    return _read_output(out, 'VTM EncoderApp')
+
+
+def _vtm_decode(bitstream, width, height, tmp, tools):
+    src = os.path.join(tmp, 'dec_in.bin')
+    rec = os.path.join(tmp, 'rec.yuv')
+    with open(src, 'wb') as f:
+        f.write(bitstream)
+    _run([tools.decoder, '-b', src, '-o', rec, '-d', '8'], 'VTM DecoderApp', cwd=tmp)
+    return yuv420_to_rgb(_read_output(rec, 'VTM DecoderApp'), width, height, 8)
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f'unknown VVC backend {backend!r}; choose one of {BACKENDS}')
+
+
+def decode(bitstream, width, height, backend='vvenc', vtm=None):
+    """Decode a VVC bitstream to RGB frames.
+
+    Args:
+        bitstream: raw Annex-B VVC bytes.
+        width, height: the coded frame size in pixels.
+        backend: 'vvenc' (ffmpeg's native vvc decoder) or 'vtm' (DecoderApp).
+        vtm: VTMTools for the vtm backend (default: from the environment).
+    Returns: uint8 (T, H, W, 3) RGB.
+    Raises: VVCError if the decoder is missing or fails, ValueError for a bad backend name.
+    """
+    _check_backend(backend)
+    with tempfile.TemporaryDirectory(prefix='s2d_vvc_') as tmp:
+        if backend == 'vtm':
+            frames = _vtm_decode(bitstream, width, height, tmp, (vtm or VTMTools()).resolved())
+        else:
+            frames = _vvenc_decode(bitstream, width, height, tmp)
+    return frames
+
+
+def _code(frames, qp, fps, backend, vtm, lowdelay):
+    _check_backend(backend)
+    frames = _check_frames(frames)
+    qp = _check_qp(qp)
+    if not fps or float(fps) <= 0:
+        raise ValueError(f'fps must be positive, got {fps!r}')
+    height, width = frames.shape[1:3]
+    with tempfile.TemporaryDirectory(prefix='s2d_vvc_') as tmp:
+        if backend == 'vtm':
+            tools = (vtm or VTMTools()).resolved()
+            bitstream = _vtm_encode(frames, qp, fps, tmp, lowdelay, tools)
+            decoded = _vtm_decode(bitstream, width, height, tmp, tools)
+        else:
+            bitstream = _vvenc_encode(frames, qp, fps, tmp, lowdelay)
+            decoded = _vvenc_decode(bitstream, width, height, tmp)
+    if decoded.shape != frames.shape:
+        raise VVCError(f'{backend} decoded {decoded.shape[0]} frames of {decoded.shape[1:3]}, '
+                       f'expected {frames.shape[0]} of {frames.shape[1:3]}')
+    return VVCResult(bitstream=bitstream, frames=decoded, backend=backend, qp=qp)
+
+
+def encode_intra(frame, qp, backend='vvenc', fps=25, vtm=None):
+    """Code one key-reference frame as a VVC intra picture and decode it (closed loop).
+
+    Args:
+        frame: uint8 (H, W, 3) RGB, H and W even.
+        qp: integer QP in [0, 63] (VVenC nominal QP or VTM ``-q``; see module doc).
+        backend: 'vvenc' (default, embedded ffmpeg) or 'vtm'.
+        fps: frame rate written into the VVC stream's timing, frames/s.
+        vtm: VTMTools for the vtm backend (default: from the environment).
+    Returns: VVCResult with ``frames`` of shape (1, H, W, 3).
+    Raises: ValueError for bad input; VVCError if the encoder/decoder is missing or fails
+        (the message ends with the tool's stderr tail).
+    Source: JVET GFVC test conditions (key frame coded with VTM intra, encoder_intra_vtm.cfg).
+    """
+    frame = np.asarray(frame)
+    if frame.ndim != 3:
+        raise ValueError(f'encode_intra takes one frame (H, W, 3), got shape {frame.shape}')
+    return _code(frame, qp, fps, backend, vtm, lowdelay=False)
+
+
+def encode_sequence(frames, qp, fps, backend='vvenc', vtm=None):
+    """Code a whole sequence in low-delay mode (the VVC anchor) and decode it.
+
+    vvenc: ``-qpa 0 -vvenc-params PicReordering=0:GOPSize=8:DecodingRefreshType=none:IntraPeriod=-1``;
+    vtm: ``encoder_lowdelay_vtm.cfg``.
+
+    Args:
+        frames: uint8 (T, H, W, 3) RGB, H and W even.
+        qp: integer QP in [0, 63].
+        fps: frame rate, frames/s (VTM gets it rounded to an integer, as its ``-fr`` takes).
+        backend: 'vvenc' or 'vtm'.
+        vtm: VTMTools for the vtm backend (default: from the environment).
+    Returns: VVCResult with the bitstream and the T decoded frames.
+    Raises: ValueError for bad input; VVCError if the encoder/decoder is missing or fails.
+    Source: JVET GFVC test conditions (VVC anchor in low-delay configuration).
+    """
+    return _code(frames, qp, fps, backend, vtm, lowdelay=True)
+
+
+def vtm_available(vtm=None):
+    """True if the VTM executables and cfg folder can be found (arguments or environment)."""
+    try:
+        (vtm or VTMTools()).resolved()
+    except VVCError:
+        return False
+    return True
