@@ -1,0 +1,540 @@
+"""Video data sets for Sparse2Dense training and evaluation (FOMM-style, lazy frame reading).
+
+A data root holds ``train/`` and ``test/`` (or, flat, the videos themselves: then both splits use every video).
+Each entry of a split is one of
+
+- a video file (``.mp4 .mov .avi .webm .mkv .gif``), read with PyAV: only the requested frames are decoded, after a
+  seek to the key frame before them; the per-video frame index (presentation timestamps, key frames) is built from
+  the container's packets once and cached;
+- a folder of frames (``.png .jpg .jpeg .bmp``, sorted by file name);
+- a horizontal strip image (``.png .jpg``): frames side by side, each with the aspect ratio of ``frame_shape``
+  (square frames for a square ``frame_shape``), as in the FOMM data sets.
+
+Video names may follow the TED-Talk convention ``<video_id>#<start>#<end>.mp4``: with ``id_sampling`` one training
+item is drawn per video id (for every entry type), so long talks with many clips do not dominate an epoch.
+
+Vertex labels (optional): ``<root_dir>/<vertices_dir>/<entry stem>.npz`` with ``vertices`` (T, N, 2) float32 in
+normalized image coordinates [-1, 1] (x = 2 * px / (W - 1) - 1, x right, y down), ``confidence`` (T, N) in [0, 1]
+(0 = not detected), optionally ``flip_index`` (N,) int64 (landmark permutation under a horizontal flip).
+
+Public API: ``FramesDataset``, ``DatasetRepeater``, ``PairedDataset``, ``iter_video_frames`` (all frames of one video,
+one at a time, for evaluation), ``open_frames`` (an entry path -> frame reader), ``VideoReadError``.
+"""
+import logging
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.transforms as T
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torch.utils.data import Dataset
+
+LOG = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.webm', '.mkv', '.gif')
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
+STRIP_EXTENSIONS = ('.png', '.jpg')
+
+# Frame index per video file, keyed by (path, size, mtime): built once per process from the packets, never by decoding.
+_VIDEO_INDEX_CACHE = {}
+
+
+class VideoReadError(RuntimeError):
+    """A video, frame folder, strip or label file cannot be read; the message names the file and the fix."""
+
+
+def _bad_file(path, reason):
+    return VideoReadError(f"cannot read '{path}': {reason}. Re-encode or remove the file, or set "
+                          f"dataset_params.skip_bad_videos: true to skip unreadable videos with a warning.")
+
+
+def to_tensor(frame, frame_shape=None):
+    """uint8 frame (H, W, 3) -> float32 tensor (3, h, w) in [0, 1], resized (bilinear, antialiased) to
+    ``frame_shape`` = (h, w[, 3]) when given and different."""
+    tensor = torch.tensor(frame).permute(2, 0, 1).float().div_(255.0)
+    if frame_shape is not None and tuple(tensor.shape[1:]) != tuple(frame_shape[:2]):
+        tensor = F.interpolate(tensor[None], size=tuple(frame_shape[:2]), mode='bilinear', align_corners=False,
+                               antialias=True)[0].clamp_(0.0, 1.0)
+    return tensor
+
+
+class VideoFrames:
+    """Lazy frame reader for one video file (PyAV).
+
+    ``num_frames`` comes from the demuxed packets (cached per file); ``read(indices)`` seeks to the key frame before
+    each requested frame and decodes forward only as far as needed. A file whose container declares more frames than
+    it holds (truncated download), that has no video stream or that fails to decode raises ``VideoReadError``.
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def _index(self):
+        stat = os.stat(self.path)
+        key = (self.path, stat.st_size, stat.st_mtime_ns)
+        if key not in _VIDEO_INDEX_CACHE:
+            _VIDEO_INDEX_CACHE[key] = self._build_index()
+        return _VIDEO_INDEX_CACHE[key]
+
+    def _open(self):
+        try:
+            container = av.open(self.path)
+        except (av.FFmpegError, OSError) as error:
+            raise _bad_file(self.path, f"not a readable video container ({error})") from error
+        if not container.streams.video:
+            container.close()
+            raise _bad_file(self.path, "no video stream")
+        return container, container.streams.video[0]
+
+    def _build_index(self):
+        container, stream = self._open()
+        pts, key_pts = [], []
+        try:
+            with container:
+                for packet in container.demux(stream):
+                    if packet.size == 0:
+                        continue
+                    stamp = packet.pts if packet.pts is not None else packet.dts
+                    if stamp is None:
+                        raise _bad_file(self.path, "packets without timestamps")
+                    pts.append(stamp)
+                    if packet.is_keyframe:
+                        key_pts.append(stamp)
+                declared = stream.frames
+        except av.FFmpegError as error:
+            raise _bad_file(self.path, f"demuxing failed ({error})") from error
+        if not pts:
+            raise _bad_file(self.path, "the video stream holds no frames")
+        if declared and declared != len(pts):
+            raise _bad_file(self.path, f"truncated: the container declares {declared} frames but holds {len(pts)}")
+        if not key_pts:
+            raise _bad_file(self.path, "no key frame")
+        return np.sort(np.asarray(pts, dtype=np.int64)), np.sort(np.asarray(key_pts, dtype=np.int64))
+
+    @property
+    def num_frames(self):
+        """Number of frames (int), from the cached packet index."""
+        return len(self._index()[0])
+
+    def read(self, indices):
+        """Frames at ``indices`` (ints in [0, num_frames)) -> list of uint8 arrays (H, W, 3), in the given order."""
+        pts, key_pts = self._index()
+        wanted = {int(pts[i]): i for i in indices}
+        found = {}
+        container, stream = self._open()
+        try:
+            with container:
+                frames, position = None, None
+                for target in sorted(wanted):
+                    if target in found:
+                        continue
+                    key = int(key_pts[max(np.searchsorted(key_pts, target, side='right') - 1, 0)])
+                    if frames is None or position is None or not key <= position < target:
+                        frames = self._seek(container, stream, key)
+                    position = self._decode_until(frames, target, wanted, found)
+                    if target not in found:  # the seek landed past the target: decode from the first key frame
+                        frames = self._seek(container, stream, int(key_pts[0]))
+                        position = self._decode_until(frames, target, wanted, found)
+                    if target not in found:
+                        raise _bad_file(self.path, f"frame {wanted[target]} (pts {target}) could not be decoded")
+        except av.FFmpegError as error:
+            raise _bad_file(self.path, f"decoding failed ({error})") from error
+        return [found[int(pts[i])] for i in indices]
+
+    @staticmethod
+    def _seek(container, stream, key_pts):
+        container.seek(key_pts, backward=True, any_frame=False, stream=stream)
+        return container.decode(stream)
+
+    @staticmethod
+    def _decode_until(frames, target, wanted, found):
+        """Decode until presentation time ``target`` (kept in ``found`` with any other wanted frame met on the way);
+        returns the last decoded pts (None at the end of the stream)."""
+        for frame in frames:
+            if frame.pts in wanted and frame.pts not in found:
+                found[frame.pts] = frame.to_ndarray(format='rgb24')
+            if frame.pts is None or frame.pts >= target:
+                return frame.pts
+        return None
+
+    def __iter__(self):
+        """Every frame in order, one uint8 array (H, W, 3) at a time."""
+        container, stream = self._open()
+        try:
+            with container:
+                for frame in container.decode(stream):
+                    yield frame.to_ndarray(format='rgb24')
+        except av.FFmpegError as error:
+            raise _bad_file(self.path, f"decoding failed ({error})") from error
+
+
+class FolderFrames:
+    """Lazy frame reader for a folder of image files (sorted by name); one image read per requested frame."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not self.files:
+            raise _bad_file(self.path, f"frame folder without images {IMAGE_EXTENSIONS}")
+
+    @property
+    def num_frames(self):
+        return len(self.files)
+
+    def _load(self, file):
+        try:
+            with Image.open(file) as image:
+                return np.asarray(image.convert('RGB'))
+        except OSError as error:
+            raise _bad_file(file, f"broken image ({error})") from error
+
+    def read(self, indices):
+        return [self._load(self.files[i]) for i in indices]
+
+    def __iter__(self):
+        return (self._load(file) for file in self.files)
+
+
+class StripFrames:
+    """Frames of a horizontal strip image (H, T * w, 3); the frame width w keeps the aspect ratio of ``frame_shape``
+    (w = H for square frames). Raises ``VideoReadError`` when the strip width is not a multiple of w."""
+
+    def __init__(self, path, frame_shape):
+        self.path = str(path)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except OSError as error:
+            raise _bad_file(self.path, f"broken image ({error})") from error
+        self.frame_width = round(height * frame_shape[1] / frame_shape[0])
+        if width % self.frame_width:
+            raise _bad_file(self.path, f"strip width {width} is not a multiple of the frame width {self.frame_width} "
+                                       f"(height {height} x aspect of frame_shape {tuple(frame_shape[:2])})")
+        self._num_frames = width // self.frame_width
+
+    @property
+    def num_frames(self):
+        return self._num_frames
+
+    def read(self, indices):
+        try:
+            with Image.open(self.path) as image:
+                strip = np.asarray(image.convert('RGB'))
+        except OSError as error:
+            raise _bad_file(self.path, f"broken image ({error})") from error
+        return [strip[:, i * self.frame_width:(i + 1) * self.frame_width] for i in indices]
+
+    def __iter__(self):
+        return iter(self.read(range(self.num_frames)))
+
+
+def open_frames(path, frame_shape=(256, 256, 3)):
+    """Frame reader for a data set entry: video file, folder of frames or strip image.
+
+    Returns an object with ``num_frames``, ``read(indices) -> list of uint8 (H, W, 3)`` and iteration over all frames.
+    ``frame_shape`` only sets the frame width of strips. Raises ``VideoReadError`` for unsupported paths.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return FolderFrames(path)
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return VideoFrames(path)
+    if suffix in STRIP_EXTENSIONS:
+        return StripFrames(path, frame_shape)
+    raise VideoReadError(f"'{path}' is not a supported entry: use a video {VIDEO_EXTENSIONS}, a folder of frames "
+                         f"{IMAGE_EXTENSIONS} or a horizontal strip image {STRIP_EXTENSIONS}")
+
+
+def iter_video_frames(path, frame_shape=None):
+    """Every frame of a video / frame folder / strip, lazily: yields float32 tensors (3, H, W) in [0, 1], resized to
+    ``frame_shape`` (h, w[, 3]) when given. Only one decoded frame is held at a time, so hour-long videos work.
+    For evaluation (reconstruction, rate-distortion). Raises ``VideoReadError`` naming an unreadable file."""
+    reader = open_frames(path, frame_shape if frame_shape is not None else (1, 1))
+    for frame in reader:
+        yield to_tensor(frame, frame_shape)
+
+
+def find_entries(directory, exclude=()):
+    """Sorted data set entries (videos, strips, frame folders) directly inside ``directory``; names in ``exclude``
+    (e.g. the vertex label folder) and hidden files are skipped."""
+    entries = []
+    for path in sorted(Path(directory).iterdir()):
+        if path.name.startswith('.') or path.name in exclude:
+            continue
+        if path.is_dir():
+            if any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir()):
+                entries.append(path)
+        elif path.suffix.lower() in VIDEO_EXTENSIONS + STRIP_EXTENSIONS:
+            entries.append(path)
+    return entries
+
+
+def entry_stem(path):
+    """Name of an entry without extension (folder name for frame folders): the key of its vertex label file."""
+    path = Path(path)
+    return path.name if path.is_dir() else path.stem
+
+
+def video_id(path):
+    """Video identity for ``id_sampling``: the part of the stem before the first '#' (TED ``id#start#end``)."""
+    return entry_stem(path).split('#')[0]
+
+
+class FramesDataset(Dataset):
+    """Pairs of frames (source, driving) of one video, with identical augmentation and vertex labels.
+
+    Args:
+        root_dir: data root with ``train/`` and ``test/`` (or a flat folder: both splits then use all entries).
+        frame_shape: (H, W, 3); frames of other sizes are resized (bilinear, antialiased).
+        id_sampling: one item per video id (``id#start#end`` names) instead of one per entry (training split only).
+        is_train: training split with random frames and augmentation; else the test split, deterministic frames
+            (source = frame 0, driving = a frame drawn with seed ``index``), no augmentation.
+        augmentation_params: ``flip_param: {horizontal_flip, time_flip}``, ``jitter_param: {brightness, contrast,
+            saturation, hue}`` (torchvision ColorJitter ranges), ``crop_param: {scale: [min, max]}`` (random crop of
+            that area fraction, frame aspect kept, resized back). Any may be absent.
+        vertices_dir: folder (relative to ``root_dir``) with ``<entry stem>.npz`` vertex labels.
+        num_vertices: N of the vertex head; label files must match it.
+        skip_bad_videos: unreadable entries are skipped with a logged warning instead of raising.
+
+    Item: ``source``, ``driving`` float32 (3, H, W) in [0, 1]; ``name`` (str, entry stem); ``vertices`` float32
+    (N, 2) in [-1, 1] for the driving frame; ``vertex_confidence`` float32 (N,) in [0, 1], zeros without labels.
+    Horizontal flips mirror x and permute landmarks with the label file's ``flip_index``; labelled entries without
+    ``flip_index`` are never flipped. Crops move the labels and zero the confidence of vertices falling outside.
+
+    Raises:
+        FileNotFoundError: ``root_dir`` or the split folder does not exist, or holds no entries.
+        VideoReadError: an entry or label file is unreadable (unless ``skip_bad_videos``) or labels have the wrong
+            shape.
+    """
+
+    def __init__(self, root_dir, frame_shape=(256, 256, 3), id_sampling=False, is_train=True,
+                 augmentation_params=None, vertices_dir='vertices', num_vertices=0, skip_bad_videos=False):
+        self.root_dir = Path(root_dir)
+        if not self.root_dir.is_dir():
+            raise FileNotFoundError(f"data root '{root_dir}' does not exist: set dataset_params.root_dir to a folder "
+                                    f"with train/ and test/ (or a flat folder of videos)")
+        self.frame_shape = tuple(frame_shape)
+        self.is_train = is_train
+        self.vertices_dir = self.root_dir / vertices_dir if vertices_dir else None
+        self.num_vertices = int(num_vertices)
+        self.skip_bad_videos = skip_bad_videos
+        split = 'train' if is_train else 'test'
+        split_dir = self.root_dir / split
+        if (self.root_dir / 'train').is_dir() or (self.root_dir / 'test').is_dir():
+            if not split_dir.is_dir():
+                raise FileNotFoundError(f"'{split_dir}' does not exist: a data root with train/ needs test/ too")
+        else:
+            split_dir = self.root_dir
+        self.split_dir = split_dir
+        self.entries = find_entries(split_dir, exclude={vertices_dir} if vertices_dir else ())
+        if not self.entries:
+            raise FileNotFoundError(f"no videos, frame folders or strips found in '{split_dir}' (videos: "
+                                    f"{VIDEO_EXTENSIONS}, strips: {STRIP_EXTENSIONS}, folders of {IMAGE_EXTENSIONS})")
+        self.id_sampling = id_sampling and is_train
+        groups = {}
+        for path in self.entries:
+            groups.setdefault(video_id(path) if self.id_sampling else str(path), []).append(path)
+        self.groups = list(groups.values())
+        self.bad = set()
+        aug = augmentation_params or {}
+        flip = aug.get('flip_param') or {}
+        self.horizontal_flip = bool(flip.get('horizontal_flip', False))
+        self.time_flip = bool(flip.get('time_flip', False))
+        jitter = aug.get('jitter_param')
+        self.jitter = T.ColorJitter(**jitter) if jitter else None
+        crop = aug.get('crop_param')
+        self.crop_scale = tuple(crop['scale']) if crop else None
+
+    def __len__(self):
+        return len(self.groups)
+
+    def reader(self, path):
+        """Frame reader of one entry (see ``open_frames``)."""
+        return open_frames(path, self.frame_shape)
+
+    def load_labels(self, path, num_frames):
+        """Vertex labels of an entry: (vertices (T, N, 2), confidence (T, N), flip_index (N,) or None), or None when
+        there is no label file. Raises ``VideoReadError`` for a malformed file or shapes not matching the video."""
+        if self.vertices_dir is None:
+            return None
+        file = self.vertices_dir / (entry_stem(path) + '.npz')
+        if not file.exists():
+            return None
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                vertices = data['vertices'].astype(np.float32)
+                confidence = data['confidence'].astype(np.float32)
+                flip_index = data['flip_index'].astype(np.int64) if 'flip_index' in data else None
+        except (OSError, KeyError, ValueError) as error:
+            raise VideoReadError(f"vertex label file '{file}' is unreadable ({error}); re-run "
+                                 f"tools/extract_vertices.py for it") from error
+        expected = (num_frames, self.num_vertices, 2)
+        if vertices.shape != expected or confidence.shape != expected[:2]:
+            raise VideoReadError(f"vertex label file '{file}' has vertices {vertices.shape} / confidence "
+                                 f"{confidence.shape}, expected {expected} / {expected[:2]} (frames of '{path}', "
+                                 f"model_params.vertex_head_params.num_vertices); re-extract the labels or fix the "
+                                 f"config")
+        return vertices, confidence, flip_index
+
+    def _pick(self, index):
+        group = self.groups[index]
+        if len(group) == 1:
+            return group[0]
+        return group[int(torch.randint(len(group), ()))]
+
+    def _frame_pair(self, index, num_frames):
+        if self.is_train:
+            pair = torch.sort(torch.randint(num_frames, (2,))).values.tolist()
+            if self.time_flip and torch.rand(()) < 0.5:
+                pair = pair[::-1]
+            return pair
+        generator = torch.Generator().manual_seed(index)
+        return [0, int(torch.randint(num_frames, (), generator=generator))]
+
+    def __getitem__(self, index):
+        for attempt in range(len(self.groups)):
+            path = self._pick(index)
+            try:
+                return self._item(index, path)
+            except VideoReadError as error:
+                if not self.skip_bad_videos:
+                    raise
+                if path not in self.bad:
+                    LOG.warning("skipping unreadable entry: %s", error)
+                    self.bad.add(path)
+                index = (index + 1) % len(self.groups)
+        raise VideoReadError(f"every entry in '{self.split_dir}' is unreadable (see the warnings above)")
+
+    def _item(self, index, path):
+        reader = self.reader(path)
+        num_frames = reader.num_frames
+        frame_ids = self._frame_pair(index, num_frames)
+        frames = torch.stack([to_tensor(frame, self.frame_shape) for frame in reader.read(frame_ids)])
+        labels = self.load_labels(path, num_frames)
+        if labels is None:
+            vertices = torch.zeros(self.num_vertices, 2)
+            confidence = torch.zeros(self.num_vertices)
+            flip_index = torch.arange(self.num_vertices)
+            can_flip = True
+        else:
+            vertices = torch.from_numpy(labels[0][frame_ids[1]])
+            confidence = torch.from_numpy(labels[1][frame_ids[1]])
+            flip_index = None if labels[2] is None else torch.from_numpy(labels[2])
+            can_flip = flip_index is not None
+        if self.is_train:
+            frames, vertices, confidence = self._augment(frames, vertices, confidence, flip_index, can_flip)
+        return {'source': frames[0].contiguous(), 'driving': frames[1].contiguous(), 'name': entry_stem(path),
+                'vertices': vertices.contiguous(), 'vertex_confidence': confidence.contiguous()}
+
+    def _augment(self, frames, vertices, confidence, flip_index, can_flip):
+        """Same random flip / crop / colour jitter on both frames (2, 3, H, W); labels (N, 2), (N,) follow."""
+        if self.horizontal_flip and can_flip and torch.rand(()) < 0.5:
+            frames = frames.flip(-1)
+            vertices = vertices[flip_index] * torch.tensor([-1.0, 1.0])
+            confidence = confidence[flip_index]
+        if self.crop_scale is not None:
+            height, width = frames.shape[-2:]
+            aspect = width / height
+            top, left, crop_h, crop_w = T.RandomResizedCrop.get_params(frames, self.crop_scale, (aspect, aspect))
+            frames = TF.resized_crop(frames, top, left, crop_h, crop_w, [height, width], antialias=True)
+            frames = frames.clamp(0.0, 1.0)
+            # pixel centres: new_px = (px - left + 0.5) * W / crop_w - 0.5 (as resized_crop, align_corners=False)
+            size = torch.tensor([width, height], dtype=torch.float32)
+            offset = torch.tensor([left, top], dtype=torch.float32)
+            scale = size / torch.tensor([crop_w, crop_h], dtype=torch.float32)
+            pixels = (vertices + 1) * (size - 1) / 2
+            pixels = (pixels - offset + 0.5) * scale - 0.5
+            vertices = 2 * pixels / (size - 1) - 1
+            inside = (vertices.abs() <= 1).all(dim=-1)
+            confidence = confidence * inside
+            vertices = vertices.clamp(-1.0, 1.0)
+        if self.jitter is not None:
+            order, brightness, contrast, saturation, hue = T.ColorJitter.get_params(
+                self.jitter.brightness, self.jitter.contrast, self.jitter.saturation, self.jitter.hue)
+            adjust = {0: (TF.adjust_brightness, brightness), 1: (TF.adjust_contrast, contrast),
+                      2: (TF.adjust_saturation, saturation), 3: (TF.adjust_hue, hue)}
+            for fn_id in order.tolist():
+                fn, factor = adjust[fn_id]
+                if factor is not None:
+                    frames = fn(frames, factor)
+        return frames, vertices, confidence
+
+    def read_clip(self, index, num_frames=None):
+        """Frames of test entry ``index`` for validation / evaluation, without augmentation.
+
+        Returns dict: ``video`` float32 (T, 3, H, W) in [0, 1] with T = ``num_frames`` frames evenly spaced from the
+        first to the last (all frames when None), ``frame_indices`` (T,) int64, ``vertices`` (T, N, 2),
+        ``vertex_confidence`` (T, N) (zeros without labels), ``name``, ``path``. Only those T frames are decoded.
+        """
+        path = self.groups[index][0]
+        reader = self.reader(path)
+        total = reader.num_frames
+        count = total if num_frames is None else min(num_frames, total)
+        frame_ids = np.unique(np.round(np.linspace(0, total - 1, count)).astype(np.int64)).tolist()
+        video = torch.stack([to_tensor(frame, self.frame_shape) for frame in reader.read(frame_ids)])
+        labels = self.load_labels(path, total)
+        if labels is None:
+            vertices = torch.zeros(len(frame_ids), self.num_vertices, 2)
+            confidence = torch.zeros(len(frame_ids), self.num_vertices)
+        else:
+            vertices = torch.from_numpy(labels[0][frame_ids])
+            confidence = torch.from_numpy(labels[1][frame_ids])
+        return {'video': video, 'frame_indices': torch.tensor(frame_ids), 'vertices': vertices,
+                'vertex_confidence': confidence, 'name': entry_stem(path), 'path': str(path)}
+
+
+class DatasetRepeater(Dataset):
+    """The wrapped data set ``num_repeats`` times per epoch (FOMM), so short data sets give useful epochs."""
+
+    def __init__(self, dataset, num_repeats=100):
+        self.dataset = dataset
+        self.num_repeats = num_repeats
+
+    def __len__(self):
+        return self.num_repeats * len(self.dataset)
+
+    def __getitem__(self, index):
+        return self.dataset[index % len(self.dataset)]
+
+
+class PairedDataset(Dataset):
+    """Cross-video (source, driving) pairs of a test ``FramesDataset`` for animation (FOMM's PairedDataset).
+
+    Pairs are ``number_of_pairs`` distinct ordered pairs of different entries drawn with ``seed``, or the rows of
+    ``pairs_list`` (a CSV with columns ``source,driving`` naming entry stems). Item: ``source`` float32 (3, H, W) in
+    [0, 1] (first frame of the source entry), ``source_name``, ``driving_name``, ``driving_path`` (iterate its frames
+    lazily with ``iter_video_frames``). Raises ``ValueError`` for fewer than two entries or unknown names.
+    """
+
+    def __init__(self, initial_dataset, number_of_pairs=100, seed=0, pairs_list=None):
+        self.dataset = initial_dataset
+        paths = [group[0] for group in initial_dataset.groups]
+        if pairs_list is not None:
+            by_name = {entry_stem(p): i for i, p in enumerate(paths)}
+            rows = np.genfromtxt(pairs_list, delimiter=',', names=True, dtype=None, encoding='utf-8', ndmin=1)
+            unknown = [n for n in list(rows['source']) + list(rows['driving']) if n not in by_name]
+            if unknown:
+                raise ValueError(f"pairs list '{pairs_list}' names entries not in the data set: {unknown[:5]}")
+            self.pairs = [(by_name[s], by_name[d]) for s, d in zip(rows['source'], rows['driving'])]
+        else:
+            if len(paths) < 2:
+                raise ValueError(f"PairedDataset needs at least two entries, '{initial_dataset.split_dir}' has "
+                                 f"{len(paths)}")
+            candidates = [(i, j) for i in range(len(paths)) for j in range(len(paths)) if i != j]
+            chosen = np.random.default_rng(seed).permutation(len(candidates))[:number_of_pairs]
+            self.pairs = [candidates[k] for k in sorted(chosen)]
+        self.paths = paths
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        source, driving = self.pairs[index]
+        frame = self.dataset.reader(self.paths[source]).read([0])[0]
+        return {'source': to_tensor(frame, self.dataset.frame_shape), 'source_name': entry_stem(self.paths[source]),
+                'driving_name': entry_stem(self.paths[driving]), 'driving_path': str(self.paths[driving])}

@@ -1,0 +1,45 @@
+"""Shared pytest fixtures: repository paths, the bundled real sample clips, the tiny config, one torch thread."""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES_DIR = REPO_ROOT / 'data' / 'samples'
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _one_torch_thread():
+    """The test machine has two shared cores: keep torch to one intra-op thread."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    """Repository root (Path)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def samples_dir():
+    """``data/samples``: bundled real clips (see data/samples/ATTRIBUTION.md), flat layout."""
+    return SAMPLES_DIR
+
+
+@pytest.fixture(scope='session')
+def sample_video():
+    """Path of the bundled talking-head clip (256x256, 60 frames, 30 fps, real footage)."""
+    return SAMPLES_DIR / 'head04.mp4'
+
+
+@pytest.fixture
+def tiny_config():
+    """config/test-tiny.yaml as a dict (loaded afresh per test), data root made absolute."""
+    with open(REPO_ROOT / 'config' / 'test-tiny.yaml') as handle:
+        config = yaml.safe_load(handle)
+    config['dataset_params']['root_dir'] = str(REPO_ROOT / config['dataset_params']['root_dir'])
+    return config
