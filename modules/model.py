@@ -1,0 +1,271 @@
+"""Training objectives of Sparse2Dense (paper sec. 2.4), computed inside ``forward`` so they run on every device.
+
+Generator side: VGG19 perceptual pyramid, GAN (hinge or least squares) + feature matching, equivariance of the
+keypoints under random affine + thin-plate-spline warps, keypoint prior and the confidence-weighted vertex loss.
+Each sub-network is called exactly once per ``forward`` (inputs are concatenated along the batch), which keeps
+DistributedDataParallel's gradient bookkeeping simple and saves time.
+"""
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modules.util import ALIGN_CORNERS, AntiAliasInterpolation2d, make_coordinate_grid
+
+#: torchvision's ImageNet VGG19 weights file, looked up in ``$TORCH_HOME/hub/checkpoints`` (torch.hub.get_dir()).
+VGG19_FILE = 'vgg19-dcbb9e9d.pth'
+#: indices of relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 in ``torchvision.models.vgg19().features``
+VGG19_LAYERS = (1, 6, 11, 20, 29)
+
+
+class ImagePyramid(nn.Module):
+    """Anti-aliased image pyramid. Input (B, C, H, W) -> dict ``{scale: (B, C, H*scale, W*scale)}``."""
+
+    def __init__(self, scales, channels=3):
+        super().__init__()
+        self.scales = list(scales)
+        self.downs = nn.ModuleList(AntiAliasInterpolation2d(channels, s) for s in self.scales)
+
+    def forward(self, x):
+        return {s: down(x) for s, down in zip(self.scales, self.downs)}
+
+
+class VGG19Features(nn.Module):
+    """Frozen VGG19 feature extractor returning relu1_1 ... relu5_1 (the perceptual loss of FOMM / FV2V).
+
+    Args:
+        pretrained: load torchvision's ImageNet weights from the torch hub cache (no download is attempted);
+            False gives a randomly initialised, fixed network (seed 0): the offline option ``vgg19_random``.
+    Input: (B, 3, H, W) in [0, 1]. Output: list of 5 feature maps.
+    Raises:
+        FileNotFoundError: pretrained weights are not in the cache; the message names the file and the folder.
+    """
+
+    def __init__(self, pretrained):
+        super().__init__()
+        import torchvision
+        if pretrained:
+            path = os.path.join(torch.hub.get_dir(), 'checkpoints', VGG19_FILE)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(
+                    f"perceptual_backbone 'vgg19' needs torchvision's ImageNet VGG19 weights {VGG19_FILE} in "
+                    f"{os.path.dirname(path)} (set TORCH_HOME to move that folder). Download "
+                    f"https://download.pytorch.org/models/{VGG19_FILE} there, or set "
+                    f"train_params.perceptual_backbone to 'vgg19_random' or 'none' for an offline run.")
+            vgg = torchvision.models.vgg19()
+            vgg.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                vgg = torchvision.models.vgg19()
+        self.features = vgg.features[:VGG19_LAYERS[-1] + 1]
+        self.register_buffer('mean', torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+
+    def forward(self, x):
+        x = (x - self.mean) / self.std
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in VGG19_LAYERS:
+                out.append(x)
+        return out
+
+
+class RandomTransform:
+    """Random affine + thin-plate-spline warp of normalised 2D coordinates (equivariance loss, FOMM / FV2V).
+
+    Args:
+        batch_size, device: of the frames to warp.
+        sigma_affine: std of the affine perturbation around the identity.
+        sigma_tps: std of the TPS control-point weights.
+        points_tps: TPS control points per side (points_tps**2 in all).
+    """
+
+    def __init__(self, batch_size, device, sigma_affine, sigma_tps, points_tps):
+        eye = torch.eye(2, 3, device=device)
+        self.theta = eye + sigma_affine * torch.randn(batch_size, 2, 3, device=device)
+        self.control_points = make_coordinate_grid((points_tps, points_tps), device=device).view(-1, 2)
+        self.control_params = sigma_tps * torch.randn(batch_size, 1, points_tps ** 2, device=device)
+
+    def warp_coordinates(self, coords):
+        """(B, N, 2) normalised (x, y) -> (B, N, 2) warped coordinates."""
+        theta = self.theta.to(coords.dtype)
+        out = torch.einsum('bij,bnj->bni', theta[:, :, :2], coords) + theta[:, None, :, 2]
+        dist2 = ((coords[:, :, None] - self.control_points[None, None].to(coords.dtype)) ** 2).sum(-1)
+        kernel = dist2 * torch.log(dist2 + 1e-6)  # TPS radial basis r^2 log r^2
+        return out + (kernel * self.control_params.to(coords.dtype)).sum(-1, keepdim=True)
+
+    def transform_frame(self, frame):
+        """Warp frames (B, C, H, W): output(p) = frame(T(p)), reflection padding."""
+        b, _, h, w = frame.shape
+        grid = make_coordinate_grid((h, w), frame.dtype, frame.device).view(1, -1, 2).expand(b, -1, -1)
+        grid = self.warp_coordinates(grid).view(b, h, w, 2)
+        return F.grid_sample(frame, grid, padding_mode='reflection', align_corners=ALIGN_CORNERS)
+
+
+def keypoint_prior(kp_value, distance=0.1, target_depth=0.33):
+    """FV2V keypoint prior: pairwise hinge ``sum_{i!=j} max(0, distance - |k_i - k_j|^2)`` plus
+    ``|mean depth - target_depth|``, averaged over the batch.
+
+    Args:
+        kp_value: (B, K, 3) keypoints in [-1, 1].
+    Returns:
+        scalar tensor >= 0.
+    """
+    dist2 = ((kp_value[:, :, None] - kp_value[:, None]) ** 2).sum(-1)
+    k = kp_value.shape[1]
+    off_diag = ~torch.eye(k, dtype=torch.bool, device=kp_value.device)
+    hinge = F.relu(distance - dist2)[:, off_diag].sum(-1)
+    depth = (kp_value[:, :, 2].mean(-1) - target_depth).abs()
+    return (hinge + depth).mean()
+
+
+def vertex_loss(pred, target, confidence):
+    """Confidence-weighted L1 on normalised vertex coordinates (paper's vertex loss).
+
+    Args:
+        pred, target: (B, N, 2) in normalised image coordinates.
+        confidence: (B, N) in [0, 1]; 0 marks a missing label (ignored).
+    Returns:
+        scalar tensor; 0 (still connected to the graph) when no label is present.
+    """
+    weight = confidence.unsqueeze(-1)
+    return (weight * (pred - target).abs()).sum() / (2 * confidence.sum()).clamp(min=1.0)
+
+
+def gan_loss(logits, target, mode):
+    """GAN term on patch logits (B, 1, h, w) -> scalar.
+
+    ``target`` 'real' / 'fake' for the discriminator, 'generator' for the generator. ``mode`` 'hinge':
+    relu(1 - x), relu(1 + x), -x; 'ls' (least squares): (1 - x)^2, x^2, (1 - x)^2; all averaged.
+    Raises:
+        ValueError: unknown mode or target.
+    """
+    if mode not in ('hinge', 'ls'):
+        raise ValueError(f"train_params.gan_mode must be 'hinge' or 'ls', got {mode!r}")
+    if target == 'real':
+        return F.relu(1 - logits).mean() if mode == 'hinge' else ((1 - logits) ** 2).mean()
+    if target == 'fake':
+        return F.relu(1 + logits).mean() if mode == 'hinge' else (logits ** 2).mean()
+    if target == 'generator':
+        return -logits.mean() if mode == 'hinge' else ((1 - logits) ** 2).mean()
+    raise ValueError(f"target must be 'real', 'fake' or 'generator', got {target!r}")
+
+
+def make_perceptual_backbone(name):
+    """``'vgg19'`` (ImageNet, from the cache), ``'vgg19_random'`` (offline) or ``'none'`` (pixel L1 pyramid)."""
+    if name == 'vgg19':
+        return VGG19Features(pretrained=True)
+    if name == 'vgg19_random':
+        return VGG19Features(pretrained=False)
+    if name == 'none':
+        return None
+    raise ValueError(f"train_params.perceptual_backbone must be 'vgg19', 'vgg19_random' or 'none', got {name!r}")
+
+
+class GeneratorFullModel(nn.Module):
+    """Generator-side forward pass and losses.
+
+    Args:
+        kp_detector, generator, vertex_head, discriminator: the networks (possibly DDP-wrapped).
+        train_params: the config's ``train_params`` (``scales``, ``loss_weights``, ``transform_params``,
+            ``gan_mode``, ``perceptual_backbone``).
+    ``forward(x)``: x is a dataset batch with 'source', 'driving' (B, 3, H, W) in [0, 1], 'vertices' (B, N, 2),
+    'vertex_confidence' (B, N). Returns ``(losses, generated)``: losses is a dict of weighted scalar terms
+    ('perceptual', 'generator_gan', 'feature_matching', 'equivariance_value', 'keypoint_prior', 'vertex'; a term
+    whose weight is 0 is left out), generated holds the generator outputs plus 'kp_source', 'kp_driving',
+    'vertices' (B, N, 2).
+    """
+
+    def __init__(self, kp_detector, generator, vertex_head, discriminator, train_params):
+        super().__init__()
+        self.kp_detector = kp_detector
+        self.generator = generator
+        self.vertex_head = vertex_head
+        self.discriminator = discriminator
+        self.train_params = train_params
+        self.weights = train_params['loss_weights']
+        self.gan_mode = train_params.get('gan_mode', 'hinge')
+        self.pyramid = ImagePyramid(train_params['scales'])
+        self.vgg = make_perceptual_backbone(train_params.get('perceptual_backbone', 'vgg19'))
+
+    def perceptual(self, prediction, target):
+        """Sum over pyramid scales (and VGG layers) of mean absolute differences (B, 3, H, W) -> scalar."""
+        total = 0.0
+        pred_pyr, target_pyr = self.pyramid(prediction), self.pyramid(target)
+        for s in self.pyramid.scales:
+            if self.vgg is None:
+                total = total + (pred_pyr[s] - target_pyr[s]).abs().mean()
+                continue
+            with torch.no_grad():
+                target_feats = self.vgg(target_pyr[s])
+            for p, t in zip(self.vgg(pred_pyr[s]), target_feats):
+                total = total + (p - t).abs().mean()
+        return total
+
+    def forward(self, x):
+        w = self.weights
+        source, driving = x['source'], x['driving']
+        b = source.shape[0]
+        frames = [source, driving]
+        transform = None
+        if w.get('equivariance_value', 0):
+            transform = RandomTransform(b, source.device, **self.train_params['transform_params'])
+            frames.append(transform.transform_frame(driving))
+        kp_all = self.kp_detector(torch.cat(frames))['value']
+        kp_source, kp_driving = {'value': kp_all[:b]}, {'value': kp_all[b:2 * b]}
+
+        generated = self.generator(source, kp_source, kp_driving)
+        generated.update(kp_source=kp_source, kp_driving=kp_driving)
+        generated['vertices'] = self.vertex_head(generated['F_refine'])
+        prediction = generated['prediction']
+
+        losses = {}
+        if w.get('perceptual', 0):
+            losses['perceptual'] = w['perceptual'] * self.perceptual(prediction, driving)
+        if w.get('generator_gan', 0) or w.get('feature_matching', 0):
+            disc = self.discriminator(torch.cat([prediction, driving]))
+            gan, fm = 0.0, 0.0
+            for feats, logits in disc.values():
+                gan = gan + gan_loss(logits[:b], 'generator', self.gan_mode)
+                for f in feats:
+                    fm = fm + (f[:b] - f[b:].detach()).abs().mean()
+            if w.get('generator_gan', 0):
+                losses['generator_gan'] = w['generator_gan'] * gan
+            if w.get('feature_matching', 0):
+                losses['feature_matching'] = w['feature_matching'] * fm
+        if transform is not None:
+            kp_transformed = kp_all[2 * b:, :, :2]
+            losses['equivariance_value'] = w['equivariance_value'] * (
+                kp_driving['value'][:, :, :2] - transform.warp_coordinates(kp_transformed)).abs().mean()
+        if w.get('keypoint_prior', 0):
+            losses['keypoint_prior'] = w['keypoint_prior'] * keypoint_prior(kp_all[:2 * b])
+        if w.get('vertex', 0):
+            losses['vertex'] = w['vertex'] * vertex_loss(generated['vertices'], x['vertices'],
+                                                          x['vertex_confidence'])
+        return losses, generated
+
+
+class DiscriminatorFullModel(nn.Module):
+    """Discriminator-side forward pass and loss.
+
+    ``forward(x, generated)`` -> ``{'discriminator_gan': scalar}`` computed on real ``x['driving']`` and the
+    detached ``generated['prediction']`` (both (B, 3, H, W) in [0, 1]) at every discriminator scale.
+    """
+
+    def __init__(self, kp_detector, generator, discriminator, train_params):
+        super().__init__()
+        self.discriminator = discriminator
+        self.weight = train_params['loss_weights'].get('discriminator_gan', 0)
+        self.gan_mode = train_params.get('gan_mode', 'hinge')
+
+    def forward(self, x, generated):
+        b = x['driving'].shape[0]
+        disc = self.discriminator(torch.cat([x['driving'], generated['prediction'].detach()]))
+        total = 0.0
+        for _, logits in disc.values():
+            total = total + gan_loss(logits[:b], 'real', self.gan_mode) + gan_loss(logits[b:], 'fake', self.gan_mode)
+        return {'discriminator_gan': self.weight * total}

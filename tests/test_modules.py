@@ -1,0 +1,160 @@
+"""Shapes, ranges and invariants of the Sparse2Dense networks and losses (modules/)."""
+import os
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from modules.build import build_networks, load_inference_models, weights_id
+from modules.dense_motion import heatmap_difference, sparse_motions
+from modules.model import (GeneratorFullModel, RandomTransform, VGG19Features, keypoint_prior, make_perceptual_backbone,
+                           vertex_loss)
+from modules.util import ALIGN_CORNERS, make_coordinate_grid
+
+
+@pytest.fixture(scope='module')
+def sample_frames():
+    """Callable size -> (8, 3, size, size) real frames of data/samples/head04.mp4 in [0, 1] (every 7th frame)."""
+    import av
+    import torch.nn.functional as F
+    with av.open(os.path.join(os.path.dirname(__file__), '..', 'data', 'samples', 'head04.mp4')) as container:
+        frames = [f.to_ndarray(format='rgb24') for i, f in enumerate(container.decode(video=0)) if i % 7 == 0][:8]
+    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    return lambda size: F.interpolate(video, size=(size, size), mode='area')
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    with open('config/test-tiny.yaml') as f:
+        config = yaml.safe_load(f)
+    torch.manual_seed(0)
+    return config, build_networks(config)
+
+
+def test_all_configs_build():
+    for name in ('test-tiny', 'humans256-cpu', 'ted384'):
+        with open(f'config/{name}.yaml') as f:
+            nets = build_networks(yaml.safe_load(f))
+        assert set(nets) == {'kp_detector', 'generator', 'vertex_head', 'discriminator'}
+
+
+def test_shapes_and_ranges(tiny, sample_frames):
+    config, nets = tiny
+    frames = sample_frames(64)  # (T, 3, 64, 64) real frames in [0, 1]
+    source, driving = frames[:2], frames[-2:]
+    with torch.no_grad():
+        kp_s, kp_d = nets['kp_detector'](source), nets['kp_detector'](driving)
+        out = nets['generator'](source, kp_s, kp_d)
+        vertices = nets['vertex_head'](out['F_refine'])
+    k = config['model_params']['common_params']['num_kp']
+    d = config['model_params']['generator_params']['reshape_depth']
+    assert kp_s['value'].shape == (2, k, 3)
+    assert kp_s['value'].abs().max() <= 1
+    assert out['prediction'].shape == (2, 3, 64, 64)
+    assert 0 <= out['prediction'].min() and out['prediction'].max() <= 1
+    assert out['deformation'].shape == (2, d, 16, 16, 3)
+    assert out['occlusion_map'].shape == (2, 1, 16, 16)
+    assert 0 <= out['occlusion_map'].min() and out['occlusion_map'].max() <= 1
+    torch.testing.assert_close(out['mask'].sum(1), torch.ones(2, d, 16, 16))
+    assert vertices.shape == (2, config['model_params']['vertex_head_params']['num_vertices'], 2)
+
+
+def test_equal_keypoints_give_identity_motion():
+    kp = {'value': torch.rand(2, 5, 3) * 2 - 1}
+    motion = sparse_motions(kp, {'value': kp['value'].clone()}, (4, 8, 8))
+    grid = make_coordinate_grid((4, 8, 8))
+    assert motion.shape == (2, 6, 4, 8, 8, 3)
+    torch.testing.assert_close(motion, grid.expand_as(motion))
+    assert heatmap_difference(kp, kp, (4, 8, 8), 0.01).abs().max() == 0
+    # the identity grid samples a volume exactly (align_corners convention of the whole project)
+    volume = torch.rand(1, 2, 4, 8, 8)
+    warped = torch.nn.functional.grid_sample(volume, grid[None], align_corners=ALIGN_CORNERS)
+    torch.testing.assert_close(warped, volume)
+
+
+def test_keypoint_shift_moves_motion():
+    src = torch.zeros(1, 1, 3)
+    drv = torch.tensor([[[0.5, -0.25, 0.0]]])
+    motion = sparse_motions({'value': src}, {'value': drv}, (2, 4, 4))
+    torch.testing.assert_close(motion[:, 1] - motion[:, 0], (src - drv).view(1, 1, 1, 1, 3).expand(1, 2, 4, 4, 3))
+
+
+def test_render_equals_forward(tiny, sample_frames):
+    _, nets = tiny
+    frames = sample_frames(64)[:2]
+    gen = nets['generator'].eval()
+    with torch.no_grad():
+        kp = nets['kp_detector'].eval()(frames)
+        kp_d = {'value': kp['value'].flip(0)}
+        a = gen(frames, kp, kp_d)['prediction']
+        b = gen.render(gen.encode_source(frames), kp, kp_d)['prediction']
+    torch.testing.assert_close(a, b)
+
+
+def test_vertex_loss_ignores_unlabelled():
+    pred = torch.zeros(1, 4, 2)
+    target = torch.tensor([[[0.1, 0.1], [0.2, 0.2], [5.0, 5.0], [5.0, 5.0]]])
+    conf = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    assert vertex_loss(pred, target, conf).item() == pytest.approx(0.15)
+    assert vertex_loss(pred, target, torch.zeros(1, 4)).item() == 0
+
+
+def test_keypoint_prior_penalises_collapse():
+    spread = make_coordinate_grid((3, 3)).view(1, 9, 2)
+    spread = torch.cat([spread, torch.full((1, 9, 1), 0.33)], -1)
+    collapsed = torch.zeros(1, 9, 3)
+    assert keypoint_prior(spread).item() == pytest.approx(0.0, abs=1e-6)
+    assert keypoint_prior(collapsed).item() > 1
+
+
+def test_equivariance_transform():
+    frame = torch.rand(2, 3, 16, 16)
+    identity = RandomTransform(2, 'cpu', sigma_affine=0, sigma_tps=0, points_tps=5)
+    torch.testing.assert_close(identity.transform_frame(frame), frame)
+    warp = RandomTransform(2, 'cpu', sigma_affine=0.1, sigma_tps=0.01, points_tps=5)
+    coords = torch.rand(2, 7, 2) * 2 - 1
+    assert (warp.warp_coordinates(coords) - coords).abs().max() > 1e-3
+
+
+def test_losses_backward(tiny, sample_frames):
+    config, nets = tiny
+    frames = sample_frames(64)
+    n = config['model_params']['vertex_head_params']['num_vertices']
+    batch = {'source': frames[:2], 'driving': frames[2:4], 'vertices': torch.zeros(2, n, 2),
+             'vertex_confidence': torch.ones(2, n)}
+    model = GeneratorFullModel(nets['kp_detector'], nets['generator'], nets['vertex_head'], nets['discriminator'],
+                               config['train_params'])
+    losses, generated = model(batch)
+    assert set(losses) == set(config['train_params']['loss_weights']) - {'discriminator_gan'}
+    sum(losses.values()).backward()
+    for name in ('kp_detector', 'generator', 'vertex_head'):
+        grads = [p.grad for p in nets[name].parameters() if p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_vgg_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    with pytest.raises(FileNotFoundError, match='vgg19-dcbb9e9d.pth'):
+        make_perceptual_backbone('vgg19')
+    feats = VGG19Features(pretrained=False)(torch.rand(1, 3, 32, 32))
+    assert len(feats) == 5
+    with pytest.raises(ValueError, match='perceptual_backbone'):
+        make_perceptual_backbone('resnet')
+
+
+def test_inference_checkpoint_round_trip(tiny, tmp_path):
+    config, nets = tiny
+    path = tmp_path / 'model.pth'
+    torch.save({'config': config, 'epoch': 3, **{k: v.state_dict() for k, v in nets.items()}}, path)
+    models = load_inference_models(str(path), 'cpu')
+    assert models.epoch == 3 and models.weights_id == weights_id(nets) and len(models.weights_id) == 8
+    assert not models.generator.training
+    changed = {k: v.state_dict() for k, v in nets.items()}
+    changed['vertex_head'] = {k: v + 1 for k, v in changed['vertex_head'].items()}
+    assert weights_id(changed) != models.weights_id
+    torch.save({'config': config}, tmp_path / 'bad.pth')
+    with pytest.raises(ValueError, match='not a Sparse2Dense checkpoint'):
+        load_inference_models(str(tmp_path / 'bad.pth'))
+    with pytest.raises(FileNotFoundError):
+        load_inference_models(str(tmp_path / 'missing.pth'))
