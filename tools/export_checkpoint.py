@@ -1,0 +1,147 @@
+"""Export an inference checkpoint and its model card from a training run.
+
+Usage::
+
+    python tools/export_checkpoint.py --log-dir log/humans256-cpu_XXXX [--checkpoint best.pth] \\
+        --out checkpoints/humans256-cpu.pth [--limitations TEXT_FILE]
+
+Writes (atomically):
+- ``OUT``: config, epoch, iteration, validation and the kp_detector / generator / vertex_head state dicts only
+  (no discriminator, no optimizer states), loadable with ``modules.build.load_inference_models``;
+- ``OUT`` with ``.md``: the model card: config file, data (the clip list of the training split), iterations, epochs,
+  wall time, the best validation numbers, the loss and validation curves (``OUT`` with ``_curves.png``, read from
+  the run's tensorboard events) and the limitations given in ``--limitations``.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import matplotlib
+import torch
+import yaml
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from modules.build import INFERENCE_NETWORKS, load_inference_models  # noqa: E402
+
+
+def atomic_output(path, write):
+    """Call ``write(temporary_path)`` and rename the result to ``path`` (same folder), so a killed run never leaves
+    a partial file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, suffix=os.path.splitext(path)[1])
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def read_scalars(log_dir):
+    """Tensorboard scalars of a run: {tag: (steps, values, wall_times)}."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(log_dir, size_guidance={'scalars': 0})
+    events.Reload()
+    out = {}
+    for tag in events.Tags()['scalars']:
+        items = events.Scalars(tag)
+        out[tag] = ([e.step for e in items], [e.value for e in items], [e.wall_time for e in items])
+    return out
+
+
+def smooth(values, window):
+    """Trailing moving average (list of float) -> list of the same length."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_curves(scalars, path):
+    """Loss terms (moving average over 50 iterations) and validation metrics against iterations, one PNG."""
+    losses = sorted(t for t in scalars if t.startswith('loss/'))
+    validation = sorted(t for t in scalars if t.startswith('validation/'))
+    fig, axes = plt.subplots(1, 1 + len(validation), figsize=(5 * (1 + len(validation)), 4))
+    axes = list(axes) if len(validation) else [axes]
+    for tag in losses:
+        steps, values, _ = scalars[tag]
+        axes[0].plot(steps, smooth(values, 50), label=tag[5:])
+    axes[0].set(title='training losses (weighted, moving average 50)', xlabel='iteration', yscale='log')
+    axes[0].legend(fontsize=7)
+    for ax, tag in zip(axes[1:], validation):
+        steps, values, _ = scalars[tag]
+        ax.plot(steps, values, marker='o')
+        ax.set(title=tag, xlabel='iteration')
+    fig.tight_layout()
+    atomic_output(path, lambda tmp: fig.savefig(tmp, dpi=100, format='png'))
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--log-dir', required=True)
+    parser.add_argument('--checkpoint', default='best.pth', help='file name inside --log-dir (default best.pth)')
+    parser.add_argument('--out', required=True)
+    parser.add_argument('--limitations', help='markdown file with the limitations section')
+    args = parser.parse_args()
+
+    source = os.path.join(args.log_dir, args.checkpoint)
+    ckpt = torch.load(source, map_location='cpu', weights_only=True)
+    exported = {k: ckpt[k] for k in ('config', 'epoch', 'iteration', 'validation') + INFERENCE_NETWORKS if k in ckpt}
+    atomic_output(args.out, lambda tmp: torch.save(exported, tmp))
+    models = load_inference_models(args.out)  # proves the export loads
+
+    stem = os.path.splitext(args.out)[0]
+    scalars = read_scalars(args.log_dir)
+    plot_curves(scalars, stem + '_curves.png')
+    walls = [w for _, _, ws in scalars.values() for w in ws]
+    config = ckpt['config']
+    data = config['dataset_params']
+    train_dir = os.path.join(data['root_dir'], 'train')
+    clips = sorted(os.path.splitext(f)[0] for f in os.listdir(train_dir)) if os.path.isdir(train_dir) else []
+    validation = ckpt.get('validation', {})
+    limitations = open(args.limitations).read().strip() if args.limitations else ''
+    lines = [
+        f"# `{os.path.basename(args.out)}`",
+        '',
+        f"Generated by `tools/export_checkpoint.py` from `{source}` on {time.strftime('%Y-%m-%d')}.",
+        '',
+        f"- Size: {os.path.getsize(args.out) / 2 ** 20:.1f} MB (kp_detector, generator, vertex_head; no "
+        f"discriminator or optimizer states). Weights id `{models.weights_id.hex()}`.",
+        f"- Model: frame {data['frame_shape'][0]}x{data['frame_shape'][1]}, "
+        f"{config['model_params']['common_params']['num_kp']} 3D keypoints, "
+        f"{config['model_params']['vertex_head_params']['num_vertices']} vertices.",
+        f"- Training: epoch {ckpt['epoch'] + 1} of {config['train_params']['num_epochs']}, "
+        f"{ckpt.get('iteration', 0)} iterations at batch {config['train_params']['batch_size']}"
+        + (f", {(max(walls) - min(walls)) / 3600:.2f} h wall time (first to last logged event)" if walls else '')
+        + '.',
+        '- Validation at this checkpoint (test split, first frame as key-reference frame, uncompressed): '
+        + ', '.join(f"{k} {v:.4f}" for k, v in validation.items()) + '.',
+        f"- Data: `{data['root_dir']}` ({len(clips)} training clips): {', '.join(clips)}.",
+        '',
+        f"![curves]({os.path.basename(stem)}_curves.png)",
+        '',
+        '## Config',
+        '',
+        '```yaml',
+        yaml.safe_dump(config, sort_keys=False).rstrip(),
+        '```',
+    ]
+    if limitations:
+        lines += ['', '## Limitations', '', limitations]
+    atomic_output(stem + '.md', lambda tmp: open(tmp, 'w').write('\n'.join(lines) + '\n'))
+    print(f"wrote {args.out}, {stem}.md, {stem}_curves.png")
+
+
+if __name__ == '__main__':
+    main()
