@@ -1,0 +1,147 @@
+"""Command line entry point: ``python run.py --config CONFIG --mode MODE [options]``.
+
+Each mode is one small function registered in ``MODES`` (the evaluation adds its modes there).
+
+train: ``python run.py --config config/ted384.yaml --mode train --device_ids 0,1,2,3`` trains with one process per
+device (DistributedDataParallel, launched here with torch.multiprocessing; ``torchrun --nproc_per_node 4 run.py ...``
+works too). ``--device_ids cpu`` trains on the CPU; ``cpu,cpu`` runs two CPU processes (gloo). The run folder is
+``<log_dir>/<config stem>_<YYYYmmdd-HHMMSS>``. ``--checkpoint RUN/checkpoint.pth`` without ``--config`` (or with
+the same config) resumes that run at its next epoch in its folder; with a different config it fine-tunes from the
+matching weights in a new run folder.
+"""
+import argparse
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.multiprocessing as mp
+import yaml
+
+LOG = logging.getLogger('run')
+
+
+def load_config(path):
+    """YAML config -> dict (``yaml.safe_load``). Raises FileNotFoundError / ValueError with the path."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config '{path}' does not exist; see config/*.yaml")
+    with open(path) as handle:
+        config = yaml.safe_load(handle)
+    if not isinstance(config, dict) or 'model_params' not in config:
+        raise ValueError(f"config '{path}' is not a Sparse2Dense config (no model_params section)")
+    return config
+
+
+def parse_device_ids(text):
+    """'cpu' -> [cpu]; 'cpu,cpu' -> two CPU processes; '0,1,2,3' -> CUDA devices; None -> cuda:0 if available else
+    cpu. Raises ValueError for malformed ids or CUDA devices that do not exist."""
+    if text is None:
+        return [torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')]
+    devices = []
+    for item in text.split(','):
+        item = item.strip()
+        if item == 'cpu':
+            devices.append(torch.device('cpu'))
+        elif item.isdigit():
+            if int(item) >= torch.cuda.device_count():
+                raise ValueError(f"--device_ids {text}: CUDA device {item} does not exist "
+                                 f"({torch.cuda.device_count()} visible); use --device_ids cpu on a CPU machine")
+            devices.append(torch.device('cuda', int(item)))
+        else:
+            raise ValueError(f"--device_ids {text!r}: give CUDA indices '0,1,2,3' or 'cpu' (repeat for several CPU "
+                             f"processes: 'cpu,cpu')")
+    if len({d.type for d in devices}) > 1:
+        raise ValueError(f"--device_ids {text}: do not mix CPU and CUDA devices")
+    return devices
+
+
+def new_run_dir(log_root, config_path):
+    """``<log_root>/<config stem>_<YYYYmmdd-HHMMSS>``; raises ValueError if the path contains whitespace."""
+    stem = Path(config_path).stem if config_path else 'run'
+    path = Path(log_root) / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}"
+    if any(c.isspace() for c in str(path)):
+        raise ValueError(f"log dir '{path}' contains whitespace; choose a --log_dir (and config name) without spaces")
+    return path
+
+
+def free_port():
+    """A free TCP port on localhost for the process-group rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _spawned(index, function, devices, kwargs):
+    function(rank=index, world_size=len(devices), device=devices[index], **kwargs)
+
+
+def launch(function, devices, **kwargs):
+    """Run ``function(rank=, world_size=, device=, **kwargs)`` once per device.
+
+    Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK set) this process runs its own rank on
+    ``devices[LOCAL_RANK]`` (CUDA) or the CPU. Otherwise one device runs in this process and several are spawned
+    with torch.multiprocessing (rendezvous on a free localhost port)."""
+    if 'WORLD_SIZE' in os.environ and 'RANK' in os.environ:
+        local_rank = int(os.environ.get('LOCAL_RANK', 0))
+        device = devices[0] if devices[0].type == 'cpu' else \
+            (devices[local_rank] if local_rank < len(devices) else torch.device('cuda', local_rank))
+        return function(rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']), device=device,
+                        **kwargs)
+    if len(devices) == 1:
+        return function(rank=0, world_size=1, device=devices[0], **kwargs)
+    os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+    os.environ['MASTER_PORT'] = str(free_port())
+    mp.spawn(_spawned, args=(function, devices, kwargs), nprocs=len(devices), join=True)
+    return None
+
+
+def train_mode(args):
+    """Train, resume or fine-tune (see the module docstring)."""
+    import train
+    from logger import atomic_write, load_checkpoint
+    checkpoint_config = load_checkpoint(args.checkpoint)['config'] if args.checkpoint else None
+    config = load_config(args.config) if args.config else checkpoint_config
+    resume = checkpoint_config is not None and train.is_resume(config, checkpoint_config)
+    run_dir = Path(args.checkpoint).parent if resume else new_run_dir(args.log_dir, args.config)
+    print(f"{'resuming' if resume else 'training'}: logs and checkpoints in {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / 'config.yaml').exists():
+        atomic_write(run_dir / 'config.yaml', lambda temporary: Path(temporary).write_text(
+            yaml.safe_dump(config, sort_keys=False)))
+    return launch(train.train, parse_device_ids(args.device_ids), config=config, log_dir=str(run_dir),
+                  checkpoint_path=args.checkpoint)
+
+
+#: mode name -> function(args)
+MODES = {'train': train_mode}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--config', help='YAML config (optional when resuming from --checkpoint)')
+    parser.add_argument('--mode', default='train', choices=sorted(MODES))
+    parser.add_argument('--checkpoint', help='checkpoint .pth to resume (same config) or fine-tune from')
+    parser.add_argument('--log_dir', default='log', help='parent folder of the run folders (default: log)')
+    parser.add_argument('--device_ids', help="'0,1,2,3' (CUDA), 'cpu', 'cpu,cpu' (default: cuda:0 if any, else cpu)")
+    parser.add_argument('--verbose', action='store_true', help='info-level logging')
+    args = parser.parse_args(argv)
+    if args.config is None and args.checkpoint is None:
+        parser.error('--config is required (unless --checkpoint gives the run to resume)')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format='%(asctime)s %(name)s %(levelname)s: %(message)s')
+    return MODES[args.mode](args)
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f'error: {error}')

@@ -1,0 +1,335 @@
+"""Sparse2Dense training loop (paper sec. 2.4; FOMM-style), single process or DistributedDataParallel.
+
+``train(config, log_dir, device, ...)`` runs in every process. Each iteration: the generator-side losses
+(``modules.model.GeneratorFullModel``) update the generator + vertex head and the keypoint detector (two Adam
+optimizers), then the discriminator loss updates the discriminator (a third Adam). Learning rates drop by 10x at
+``train_params.epoch_milestones`` (MultiStepLR). After every epoch rank 0 validates on the test split (reconstruction
+L1 / PSNR, first frame as source), logs, and writes ``<log_dir>/checkpoint.pth`` every ``checkpoint_freq`` epochs and
+at the end, and ``best.pth`` whenever the validation L1 improves.
+
+Resume: a checkpoint whose config equals the run's config (``train_params.num_epochs`` may differ) continues at the
+next epoch with its optimizers. Fine-tune: any other config loads only the matching weights (report in
+``log.txt``) and starts at epoch 0 with fresh optimizers.
+"""
+import copy
+import logging
+import math
+import os
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from frames_dataset import DatasetRepeater, FramesDataset
+from logger import (CHECKPOINT_NETWORKS, Logger, format_weight_report, load_checkpoint, load_matching_weights,
+                    save_checkpoint)
+from modules.build import build_networks
+from modules.model import DiscriminatorFullModel, GeneratorFullModel
+from sync_batchnorm import synchronize_batchnorm
+
+LOG = logging.getLogger(__name__)
+
+#: optimizer name -> networks it updates
+OPTIMIZED_NETWORKS = {'generator': ('generator', 'vertex_head'), 'kp_detector': ('kp_detector',),
+                      'discriminator': ('discriminator',)}
+
+
+def is_resume(config, checkpoint_config):
+    """True when ``config`` continues the run of ``checkpoint_config``: equal except ``train_params.num_epochs``."""
+    def comparable(cfg):
+        cfg = copy.deepcopy(cfg)
+        cfg.get('train_params', {}).pop('num_epochs', None)
+        return cfg
+    return comparable(config) == comparable(checkpoint_config)
+
+
+def make_datasets(config):
+    """(training FramesDataset wrapped in DatasetRepeater, test FramesDataset) from the config."""
+    params = dict(config['dataset_params'])
+    num_vertices = config['model_params']['vertex_head_params']['num_vertices']
+    train_set = FramesDataset(is_train=True, num_vertices=num_vertices, **params)
+    params.pop('augmentation_params', None)
+    test_set = FramesDataset(is_train=False, num_vertices=num_vertices, **params)
+    return DatasetRepeater(train_set, config['train_params']['num_repeats']), test_set
+
+
+def unwrap(module):
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+class Trainer:
+    """Networks, optimizers, schedulers and one training step.
+
+    Args:
+        config: full config dict.
+        device: torch.device of this process.
+        distributed: wrap every network in DistributedDataParallel (process group already initialised).
+    Attributes: ``networks`` (dict name -> nn.Module, unwrapped, on ``device``), ``optimizers``, ``schedulers``
+    (dict name -> object for 'generator', 'kp_detector' and, when the GAN is on, 'discriminator').
+    """
+
+    def __init__(self, config, device, distributed=False):
+        self.config = config
+        self.device = torch.device(device)
+        params = config['train_params']
+        weights = params['loss_weights']
+        networks = build_networks(config)
+        self.networks = {name: synchronize_batchnorm(net, self.device, distributed).to(self.device)
+                         for name, net in networks.items()}
+        if distributed:
+            device_ids = [self.device.index] if self.device.type == 'cuda' else None
+            # with a vertex loss weight of 0 the vertex head runs but gets no gradients
+            unused = set() if weights.get('vertex', 0) else {'vertex_head'}
+            wrapped = {name: DistributedDataParallel(net, device_ids=device_ids,
+                                                     find_unused_parameters=name in unused)
+                       for name, net in self.networks.items()}
+        else:
+            wrapped = self.networks
+        self.generator_full = GeneratorFullModel(wrapped['kp_detector'], wrapped['generator'],
+                                                 wrapped['vertex_head'], wrapped['discriminator'], params)
+        self.generator_full.to(self.device)
+        self.discriminator_full = DiscriminatorFullModel(wrapped['kp_detector'], wrapped['generator'],
+                                                         wrapped['discriminator'], params)
+        self.use_discriminator = bool(weights.get('discriminator_gan', 0))
+        self.grad_clip_norm = params.get('grad_clip_norm')
+        self.amp = bool(params.get('mixed_precision', False)) and self.device.type == 'cuda'
+        if params.get('mixed_precision', False) and not self.amp:
+            LOG.info("train_params.mixed_precision applies to CUDA only; training in float32 on %s", self.device)
+        names = ['generator', 'kp_detector'] + (['discriminator'] if self.use_discriminator else [])
+        betas = tuple(params.get('adam_betas', (0.5, 0.999)))
+        self.optimizers = {name: torch.optim.Adam([p for net in OPTIMIZED_NETWORKS[name]
+                                                   for p in self.networks[net].parameters()],
+                                                  lr=params[f'lr_{name}'], betas=betas) for name in names}
+        self.scalers = {side: torch.amp.GradScaler(self.device.type, enabled=self.amp)
+                        for side in ('generator', 'discriminator')}
+        self.schedulers = self.make_schedulers(start_epoch=0)
+
+    def make_schedulers(self, start_epoch):
+        """MultiStepLR schedules (x0.1 at each of ``epoch_milestones``) positioned at ``start_epoch``.
+
+        Implemented in closed form (LambdaLR: initial lr * 0.1 ** milestones passed), so a resumed run gets exactly
+        the learning rate of an uninterrupted one."""
+        milestones = sorted(self.config['train_params']['epoch_milestones'])
+
+        def factor(epoch):
+            return 0.1 ** sum(epoch >= m for m in milestones)
+
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group.setdefault('initial_lr', group['lr'])
+        return {name: torch.optim.lr_scheduler.LambdaLR(optimizer, factor, last_epoch=start_epoch - 1)
+                for name, optimizer in self.optimizers.items()}
+
+    def learning_rates(self):
+        """{optimizer name: current learning rate}."""
+        return {name: optimizer.param_groups[0]['lr'] for name, optimizer in self.optimizers.items()}
+
+    def _update(self, side, loss, names):
+        scaler = self.scalers[side]
+        for name in names:
+            self.optimizers[name].zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        for name in names:
+            if self.grad_clip_norm:
+                scaler.unscale_(self.optimizers[name])
+                params = [p for group in self.optimizers[name].param_groups for p in group['params']]
+                torch.nn.utils.clip_grad_norm_(params, self.grad_clip_norm)
+            scaler.step(self.optimizers[name])
+        scaler.update()
+
+    def step(self, batch):
+        """One training iteration on a dataset batch (see ``frames_dataset.FramesDataset``).
+
+        Returns: (losses {name: float, weighted terms incl. 'discriminator_gan'}, generated dict of the generator
+        side, for visualisation). Raises FloatingPointError when a loss is not finite."""
+        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        with torch.autocast(self.device.type, enabled=self.amp):
+            losses, generated = self.generator_full(batch)
+        total = sum(losses.values())
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"non-finite generator loss {({k: float(v) for k, v in losses.items()})}; "
+                                     f"lower the learning rates or set train_params.grad_clip_norm")
+        self._update('generator', total, ('generator', 'kp_detector'))
+        if self.use_discriminator:
+            with torch.autocast(self.device.type, enabled=self.amp):
+                losses.update(self.discriminator_full(batch, generated))
+            self._update('discriminator', losses['discriminator_gan'], ('discriminator',))
+        return {name: float(value.detach()) for name, value in losses.items()}, generated
+
+    def end_epoch(self):
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+
+    def checkpoint(self, epoch, iteration, validation=None):
+        """Checkpoint dict of the current state (see ``logger``), tensors as stored on the device."""
+        state = {'config': self.config, 'epoch': epoch, 'iteration': iteration, 'validation': validation or {}}
+        state.update({name: self.networks[name].state_dict() for name in CHECKPOINT_NETWORKS})
+        state.update({f'optimizer_{name}': optimizer.state_dict() for name, optimizer in self.optimizers.items()})
+        return state
+
+    def resume(self, checkpoint):
+        """Load every network strictly and the optimizers; schedulers continue after ``checkpoint['epoch']``.
+        Raises ValueError when an optimizer state is missing (use the checkpoint.pth of a training run)."""
+        for name in CHECKPOINT_NETWORKS:
+            self.networks[name].load_state_dict(checkpoint[name])
+        for name, optimizer in self.optimizers.items():
+            if f'optimizer_{name}' not in checkpoint:
+                raise ValueError(f"checkpoint lacks 'optimizer_{name}' needed to resume; it is an inference "
+                                 f"checkpoint: change the config to fine-tune from it instead")
+            optimizer.load_state_dict(checkpoint[f'optimizer_{name}'])
+        self.schedulers = self.make_schedulers(start_epoch=checkpoint['epoch'] + 1)
+
+    def fine_tune_from(self, checkpoint):
+        """Load the weights matching each network by name and shape; optimizers stay fresh.
+        Returns the report lines (``logger.format_weight_report``)."""
+        lines = []
+        for name in CHECKPOINT_NETWORKS:
+            if name in checkpoint:
+                lines += format_weight_report(name, load_matching_weights(self.networks[name], checkpoint[name]))
+            else:
+                lines.append(f"{name}: not in the checkpoint (new initialisation)")
+        return lines
+
+    @torch.no_grad()
+    def validate(self, dataset, num_videos, num_frames, chunk=8):
+        """Reconstruction on test videos: the first frame is the source (key-reference frame), the later ones are
+        rendered from their own keypoints (eval mode).
+
+        Args:
+            dataset: test ``FramesDataset``; the first ``num_videos`` entries, ``num_frames`` evenly spaced frames.
+        Returns: {'l1': mean absolute error in [0, 1] units, 'psnr': mean per-frame PSNR in dB (peak 1),
+        'vertex_l1': confidence-weighted L1 of the vertex head where labels exist (absent without labels)}.
+        """
+        nets = self.networks
+        training = {name: net.training for name, net in nets.items()}
+        for net in nets.values():
+            net.eval()
+        l1, psnr, vertex_error, vertex_weight = [], [], 0.0, 0.0
+        for index in range(min(num_videos, len(dataset))):
+            clip = dataset.read_clip(index, num_frames)
+            video = clip['video'].to(self.device)
+            source = video[:1]
+            kp_source = nets['kp_detector'](source)
+            volume = nets['generator'].encode_source(source)
+            for start in range(1, len(video), chunk):
+                driving = video[start:start + chunk]
+                n = len(driving)
+                kp_driving = nets['kp_detector'](driving)
+                out = nets['generator'].render(volume.expand(n, *volume.shape[1:]),
+                                               {'value': kp_source['value'].expand(n, -1, -1)}, kp_driving)
+                error = (out['prediction'].float() - driving).abs()
+                l1 += error.mean(dim=(1, 2, 3)).tolist()
+                mse = ((out['prediction'].float() - driving) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
+                psnr += (-10 * torch.log10(mse)).tolist()
+                confidence = clip['vertex_confidence'][start:start + chunk].to(self.device)
+                if confidence.sum() > 0:
+                    vertices = nets['vertex_head'](out['F_refine']).float()
+                    target = clip['vertices'][start:start + chunk].to(self.device)
+                    vertex_error += float((confidence[..., None] * (vertices - target).abs()).sum())
+                    vertex_weight += float(2 * confidence.sum())
+        for name, net in nets.items():
+            net.train(training[name])
+        if not l1:
+            raise ValueError("validation needs test videos with at least 2 frames")
+        result = {'l1': sum(l1) / len(l1), 'psnr': sum(psnr) / len(psnr)}
+        if vertex_weight:
+            result['vertex_l1'] = vertex_error / vertex_weight
+        return result
+
+
+def setup_distributed(rank, world_size, device):
+    """Join the process group (nccl on CUDA, gloo on CPU; rendezvous from MASTER_ADDR / MASTER_PORT) and select
+    the CUDA device. No-op for a single process."""
+    if world_size > 1 and not dist.is_initialized():
+        backend = 'nccl' if device.type == 'cuda' else 'gloo'
+        if device.type == 'cuda':
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend, rank=rank, world_size=world_size)
+
+
+def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
+    """Train (or resume / fine-tune) in this process; call once per process.
+
+    Args:
+        config: full config dict.
+        log_dir: run folder (rank 0's value is used by every rank).
+        device: this process' device ('cpu', 'cuda:1', torch.device).
+        checkpoint_path: resume or fine-tune from this ``*.pth`` (see module docstring).
+        rank, world_size: process rank and count; world_size > 1 trains with DistributedDataParallel.
+    Returns: the last validation dict on rank 0 (None on other ranks or when no epoch ran).
+    Raises: ValueError if ``train_params.batch_size`` is not divisible by ``world_size``.
+    """
+    device = torch.device(device)
+    distributed = world_size > 1
+    setup_distributed(rank, world_size, device)
+    if distributed:
+        shared = [str(log_dir)]
+        dist.broadcast_object_list(shared, src=0)
+        log_dir = shared[0]
+    params = config['train_params']
+    if params['batch_size'] % world_size:
+        raise ValueError(f"train_params.batch_size {params['batch_size']} (the total over all processes) is not "
+                         f"divisible by the {world_size} processes")
+    torch.manual_seed(params.get('seed', 0))
+    trainer = Trainer(config, device, distributed)
+    start_epoch, iteration, best = 0, 0, math.inf
+    report = None
+    if checkpoint_path is not None:
+        checkpoint = load_checkpoint(checkpoint_path, map_location=device)
+        if is_resume(config, checkpoint['config']):
+            trainer.resume(checkpoint)
+            start_epoch, iteration = checkpoint['epoch'] + 1, checkpoint.get('iteration', 0)
+            best_path = os.path.join(log_dir, 'best.pth')
+            if os.path.isfile(best_path):
+                best = load_checkpoint(best_path)['validation'].get('l1', math.inf)
+        else:
+            report = [f"fine-tuning from {checkpoint_path} (its config differs): matching weights loaded, "
+                      f"fresh optimizers"] + trainer.fine_tune_from(checkpoint)
+        del checkpoint
+    torch.manual_seed(params.get('seed', 0) + 1000 * rank + start_epoch)
+
+    train_set, test_set = make_datasets(config)
+    sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, drop_last=True) if distributed else None
+    loader = DataLoader(train_set, batch_size=params['batch_size'] // world_size, shuffle=sampler is None,
+                        sampler=sampler, num_workers=params.get('dataloader_workers', 0), drop_last=True,
+                        pin_memory=device.type == 'cuda', persistent_workers=params.get('dataloader_workers', 0) > 0)
+    if len(loader) == 0:
+        raise ValueError(f"no training batch: {len(train_set)} items per epoch < batch size {params['batch_size']}; "
+                         f"raise train_params.num_repeats")
+    logger = Logger(log_dir, config.get('visualizer_params')) if rank == 0 else None
+    if logger is not None and report is not None:
+        logger.log_text('\n'.join(report))
+        print('\n'.join(report))
+    validation = None
+    validation_params = params.get('validation', {'num_videos': 4, 'num_frames': 16})
+    for epoch in range(start_epoch, params['num_epochs']):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        progress = tqdm(loader, desc=f'epoch {epoch + 1}/{params["num_epochs"]}', disable=rank != 0, leave=False)
+        for batch in progress:
+            losses, generated = trainer.step(batch)
+            iteration += 1
+            if logger is not None:
+                logger.log_iter(iteration, losses, trainer.learning_rates())
+                progress.set_postfix(loss=f'{sum(losses.values()):.3f}')
+        trainer.end_epoch()
+        if logger is None:
+            continue
+        validation = trainer.validate(test_set, validation_params['num_videos'], validation_params['num_frames'])
+        tqdm.write(logger.log_epoch(epoch, iteration, validation))
+        logger.log_images(epoch, iteration, batch, generated)
+        state = trainer.checkpoint(epoch, iteration, validation)
+        if (epoch + 1) % params.get('checkpoint_freq', 1) == 0 or epoch == params['num_epochs'] - 1:
+            save_checkpoint(os.path.join(log_dir, 'checkpoint.pth'), state)
+        if validation['l1'] < best:
+            best = validation['l1']
+            save_checkpoint(os.path.join(log_dir, 'best.pth'), state)
+    if logger is not None:
+        logger.close()
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return validation
