@@ -1,6 +1,6 @@
 """Training logs and checkpoints (FOMM-style ``Logger`` and ``Visualizer``).
 
-- ``Logger``: tensorboard scalars (every loss term, learning rates, iteration time, validation metrics), a
+- ``Logger``: ``config.yaml``, tensorboard scalars (every loss term, learning rates, iteration time, validation metrics), a
   ``Visualizer`` grid per epoch (tensorboard image + PNG in ``<log_dir>/vis/``), and ``log.txt`` with the per-epoch
   mean of every loss term.
 - Checkpoints (``*.pth``): a dict with 'config', 'epoch' (last finished epoch), 'iteration', the state dicts
@@ -19,6 +19,7 @@ import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 
 #: networks stored in a training checkpoint, in this order
 CHECKPOINT_NETWORKS = ('kp_detector', 'generator', 'vertex_head', 'discriminator')
@@ -214,6 +215,12 @@ class Logger:
         self.writer.flush()
         self.epoch_losses = {}
         return line
+
+    def save_config(self, config):
+        """Write ``config.yaml`` (the run's full config) into the run folder unless it is there already."""
+        path = self.log_dir / 'config.yaml'
+        if not path.exists():
+            atomic_write(path, lambda temporary: Path(temporary).write_text(yaml.safe_dump(config, sort_keys=False)))
 
     def log_text(self, text):
         """Append free text (e.g. a fine-tuning weight report) to ``log.txt``."""

@@ -101,16 +101,13 @@ def launch(function, devices, **kwargs):
 def train_mode(args):
     """Train, resume or fine-tune (see the module docstring)."""
     import train
-    from logger import atomic_write, load_checkpoint
+    from logger import load_checkpoint
     checkpoint_config = load_checkpoint(args.checkpoint)['config'] if args.checkpoint else None
     config = load_config(args.config) if args.config else checkpoint_config
     resume = checkpoint_config is not None and train.is_resume(config, checkpoint_config)
     run_dir = Path(args.checkpoint).parent if resume else new_run_dir(args.log_dir, args.config)
-    print(f"{'resuming' if resume else 'training'}: logs and checkpoints in {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / 'config.yaml').exists():
-        atomic_write(run_dir / 'config.yaml', lambda temporary: Path(temporary).write_text(
-            yaml.safe_dump(config, sort_keys=False)))
+    if os.environ.get('RANK', '0') == '0':
+        print(f"{'resuming' if resume else 'training'}: logs and checkpoints in {run_dir}")
     return launch(train.train, parse_device_ids(args.device_ids), config=config, log_dir=str(run_dir),
                   checkpoint_path=args.checkpoint)
 

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from frames_dataset import DatasetRepeater, FramesDataset
+from frames_dataset import DatasetRepeater, FramesDataset, VideoReadError
 from logger import (CHECKPOINT_NETWORKS, Logger, format_weight_report, load_checkpoint, load_matching_weights,
                     save_checkpoint)
 from modules.build import build_networks
@@ -209,7 +209,13 @@ class Trainer:
             net.eval()
         l1, psnr, vertex_error, vertex_weight = [], [], 0.0, 0.0
         for index in range(min(num_videos, len(dataset))):
-            clip = dataset.read_clip(index, num_frames)
+            try:
+                clip = dataset.read_clip(index, num_frames)
+            except VideoReadError as error:
+                if not dataset.skip_bad_videos:
+                    raise
+                LOG.warning("validation skips an unreadable video: %s", error)
+                continue
             video = clip['video'].to(self.device)
             source = video[:1]
             kp_source = nets['kp_detector'](source)
@@ -300,9 +306,14 @@ def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
         raise ValueError(f"no training batch: {len(train_set)} items per epoch < batch size {params['batch_size']}; "
                          f"raise train_params.num_repeats")
     logger = Logger(log_dir, config.get('visualizer_params')) if rank == 0 else None
-    if logger is not None and report is not None:
-        logger.log_text('\n'.join(report))
-        print('\n'.join(report))
+    if logger is not None:
+        logger.save_config(config)
+        if report is not None:
+            logger.log_text('\n'.join(report))
+            print('\n'.join(report))
+        if start_epoch >= params['num_epochs']:
+            print(f"nothing to train: the checkpoint finished epoch {start_epoch - 1} of {params['num_epochs']}; "
+                  f"raise train_params.num_epochs to continue")
     validation = None
     validation_params = params.get('validation', {'num_videos': 4, 'num_frames': 16})
     for epoch in range(start_epoch, params['num_epochs']):

@@ -114,6 +114,7 @@ def test_resume_continues_at_next_epoch_and_fine_tune_reports_mismatches(tiny_co
     checkpoint = load_checkpoint(run_dir / 'checkpoint.pth')
     assert checkpoint['epoch'] == 0 and checkpoint['iteration'] == 2
     assert (run_dir / 'best.pth').exists() and (run_dir / 'vis' / 'epoch_0000.png').exists()
+    assert yaml.safe_load((run_dir / 'config.yaml').read_text()) == tiny_config
     assert any(p.name.startswith('events.out.tfevents') for p in run_dir.iterdir())
 
     # resume: same config with more epochs -> same folder, next epoch, learning rate past milestone 1
