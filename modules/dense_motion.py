@@ -57,15 +57,19 @@ class DenseMotionNetwork(nn.Module):
         kp_variance: variance of the keypoint Gaussians (normalised units, 0.01).
         kernel_size: kernel of the 3D mask and 2D occlusion heads (7 in FV2V; the mask conv dominates the cost, so
             the CPU config uses 3).
+        scale_factor: the motion is estimated on the volume average-pooled by this factor in H and W (1 / integer,
+            as FOMM's dense motion ``scale_factor``); deformation and occlusion are upsampled back.
     Input: feature (B, C, D, h, w); kp_source, kp_driving ``{'value': (B, K, 3)}`` in [-1, 1].
     Output dict:
         'sparse_motion' (B, K + 1, D, h, w, 3); 'mask' (B, K + 1, D, h, w), softmax over motions (Eq. 4);
         'deformation' (B, D, h, w, 3) sampling grid in normalised coordinates; 'occlusion_map' (B, 1, h, w) in [0, 1].
+        'sparse_motion' and 'mask' are at the pooled resolution (h * scale_factor, w * scale_factor).
     """
 
     def __init__(self, num_kp, feature_channel, reshape_depth, block_expansion, max_features, num_blocks,
-                 compress, kp_variance, kernel_size=7, **kwargs):
+                 compress, kp_variance, kernel_size=7, scale_factor=1, **kwargs):
         super().__init__()
+        self.pool = int(round(1 / scale_factor))
         self.kp_variance = kp_variance
         self.compress = nn.Conv3d(feature_channel, compress, kernel_size=1)
         self.norm = nn.BatchNorm3d(compress, affine=True)
@@ -76,6 +80,9 @@ class DenseMotionNetwork(nn.Module):
                                    padding=kernel_size // 2)
 
     def forward(self, feature, kp_source, kp_driving):
+        full_size = feature.shape[2:]
+        if self.pool > 1:
+            feature = F.avg_pool3d(feature, (1, self.pool, self.pool))
         b, _, d, h, w = feature.shape
         spatial_size = (d, h, w)
         compressed = F.relu(self.norm(self.compress(feature)))
@@ -90,5 +97,10 @@ class DenseMotionNetwork(nn.Module):
         mask = F.softmax(self.mask(prediction), dim=1)
         deformation = (mask.unsqueeze(-1) * motion).sum(dim=1)
         occlusion_map = torch.sigmoid(self.occlusion(prediction.flatten(1, 2)))
+        if self.pool > 1:
+            deformation = F.interpolate(deformation.permute(0, 4, 1, 2, 3), size=full_size, mode='trilinear',
+                                        align_corners=ALIGN_CORNERS).permute(0, 2, 3, 4, 1)
+            occlusion_map = F.interpolate(occlusion_map, size=full_size[1:], mode='bilinear',
+                                          align_corners=ALIGN_CORNERS)
         return {'sparse_motion': motion, 'mask': mask, 'deformation': deformation,
                 'occlusion_map': occlusion_map, 'sparse_deformed': deformed}
