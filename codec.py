@@ -1,0 +1,136 @@
+"""Sparse2Dense codec command line.
+
+    python codec.py encode --checkpoint CKPT --input VIDEO --output OUT.s2d [--qp 42] [--kp-step S]
+                           [--frames N] [--fps F] [--vvc vvenc|vtm] [--no-crop] [--device cpu]
+    python codec.py decode --input OUT.s2d --checkpoint CKPT --output RECON.mp4 [--vertices V.npz]
+                           [--png-dir DIR] [--device cpu]
+
+encode: reads any video PyAV reads, brings it to the model's square size with the data tool's
+person-centred crop (tools/crop.py; ``--no-crop`` requires the exact size instead), codes the first
+frame with VVC and every frame's keypoints, writes the ``.s2d`` file atomically and prints the total
+bits, kbps at the clip's frame rate, bits per frame and the split header / key frame / keypoints.
+``--fps`` resamples the clip in time first (never above its own rate), as the data tool does.
+
+decode: renders the frames one at a time and writes each as soon as it is made (losslessly,
+H.264 RGB ``qp 0``), optional PNGs, and the body vertices (T, N, 2) as an ``.npz`` (key
+'vertices', normalized image coordinates in [-1, 1]).
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from coding.bitstream import BitstreamError, write_atomic  # noqa: E402
+
+
+def encode(args):
+    """``codec.py encode``: video -> .s2d; prints the bit account."""
+    from coding.codec import Encoder, read_video
+    encoder = Encoder(args.checkpoint, device=args.device, kp_step=args.kp_step, qp=args.qp, vvc=args.vvc)
+    if encoder.size[0] != encoder.size[1]:
+        raise ValueError(f'the model frame size {encoder.size} is not square')
+    frames, count, fps = read_video(args.input, encoder.size[0], crop=not args.no_crop,
+                                    max_frames=args.frames, fps=args.fps)
+    with tqdm(total=count, unit='frame', desc='encode') as bar:
+        data = encoder.encode(frames, fps=fps, progress=bar.update)
+    write_atomic(args.output, data)
+    acc = encoder.account
+    print(f'{args.output}: {acc.frame_count} frames at {float(fps):g} fps, '
+          f'key frame {encoder.vvc} QP {encoder.qp}, kp_step {encoder.kp_step:g}')
+    print(f'total {acc.total_bits} bits = {acc.kbps:.3f} kbps, {acc.bits_per_frame:.1f} bits/frame')
+    keypoints = sum(acc.keypoint_bits) + acc.keypoint_overhead_bits
+    for name, bits in (('header', acc.header_bits), ('key frame', acc.key_frame_bits),
+                       ('keypoints', keypoints)):
+        print(f'  {name:10s} {bits:10.0f} bits ({100 * bits / acc.total_bits:5.1f} %)')
+    if acc.frame_count > 1:
+        print(f'  keypoints per inter frame: {np.mean(acc.keypoint_bits[1:]):.1f} bits')
+
+
+def decode(args):
+    """``codec.py decode``: .s2d -> video (+ PNGs, vertices), streaming."""
+    from coding.codec import Decoder
+    from coding.bitstream import read
+    from tools.video_io import atomic_path, write_video
+    from PIL import Image
+
+    decoder = Decoder(args.checkpoint, device=args.device)
+    stream = read(args.input)
+    frames = decoder.decode(stream)
+    vertices = []
+
+    def written(png_dir):
+        for index, (frame, verts) in enumerate(tqdm(frames, total=stream.frame_count, unit='frame',
+                                                    desc='decode')):
+            vertices.append(verts)
+            if png_dir is not None:
+                Image.fromarray(frame).save(os.path.join(png_dir, f'{index:07d}.png'))
+            yield frame
+
+    if args.png_dir:
+        with atomic_path(args.png_dir) as tmp:
+            tmp.mkdir()
+            write_video(args.output, written(str(tmp)), stream.fps)
+    else:
+        write_video(args.output, written(None), stream.fps)
+    if args.vertices:
+        with atomic_path(args.vertices) as tmp:
+            with open(tmp, 'wb') as f:
+                np.savez(f, vertices=np.stack(vertices).astype(np.float32))
+    print(f'{args.output}: {len(vertices)} frames at {float(stream.fps):g} fps'
+          + (f'; vertices {np.shape(vertices)} -> {args.vertices}' if args.vertices else '')
+          + (f'; PNGs in {args.png_dir}' if args.png_dir else ''))
+
+
+def build_parser():
+    """The argument parser with the encode and decode subcommands."""
+    parser = argparse.ArgumentParser(description='Sparse2Dense human video codec')
+    sub = parser.add_subparsers(dest='command', required=True)
+    enc = sub.add_parser('encode', help='video -> .s2d bitstream')
+    enc.add_argument('--checkpoint', required=True, help='model checkpoint (*.pth)')
+    enc.add_argument('--input', required=True, help='input video (any format PyAV reads)')
+    enc.add_argument('--output', required=True, help='output .s2d file')
+    enc.add_argument('--qp', type=int, default=None, help='key-frame VVC QP (default: config codec_params.qp or 42)')
+    enc.add_argument('--kp-step', type=float, default=None,
+                     help='keypoint quantization step (default: config codec_params.kp_step)')
+    enc.add_argument('--frames', type=int, default=None, help='code at most N frames')
+    enc.add_argument('--fps', type=float, default=None, help='resample the clip to this frame rate first')
+    enc.add_argument('--vvc', choices=('vvenc', 'vtm'), default=None,
+                     help='key-frame encoder (default: config codec_params.vvc or vvenc)')
+    enc.add_argument('--no-crop', action='store_true', help='no person crop: input must be the model size')
+    enc.add_argument('--device', default='cpu', help="torch device, e.g. cpu or cuda:0")
+    enc.set_defaults(func=encode)
+    dec = sub.add_parser('decode', help='.s2d bitstream -> video, vertices')
+    dec.add_argument('--input', required=True, help='.s2d file')
+    dec.add_argument('--checkpoint', required=True, help='the checkpoint used for encoding')
+    dec.add_argument('--output', required=True, help='reconstructed video (.mp4, lossless H.264 RGB)')
+    dec.add_argument('--vertices', default=None, help='write vertices (T, N, 2) to this .npz')
+    dec.add_argument('--png-dir', default=None, help='also write every frame as PNG into this folder')
+    dec.add_argument('--device', default='cpu', help="torch device, e.g. cpu or cuda:0")
+    dec.set_defaults(func=decode)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code (errors are printed, not raised)."""
+    from coding.vvc import VVCError
+    from tools.crop import NoPersonError
+    from tools.video_io import VideoReadError
+
+    args = build_parser().parse_args(argv)
+    if getattr(args, 'frames', None) is not None and args.frames < 1:
+        print('error: --frames must be >= 1', file=sys.stderr)
+        return 2
+    try:
+        args.func(args)
+    except (BitstreamError, VVCError, VideoReadError, NoPersonError, FileNotFoundError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
