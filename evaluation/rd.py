@@ -1,0 +1,507 @@
+"""Rate-distortion evaluation (``run.py --mode rd``): the paper's Figure 4 and Table 1.
+
+For every test sequence (first ``rd_params.num_frames`` frames at the model resolution) and every point:
+    s2d            the generative codec: coding.codec.Encoder -> ``.s2d`` file -> coding.codec.Decoder,
+                   at each key-frame QP (rd_params.key_qps) and each kp_step (rd_params.kp_steps);
+    anchor         VVC, the whole sequence in low-delay mode (coding.vvc.encode_sequence) at rd_params.anchor_qps;
+    frozen         the VVC-coded key frame (coding.vvc.encode_intra) repeated for every frame, at its bits;
+    reconstruction the uncompressed reconstruction (reconstruction.py): quality ceiling, no rate.
+Bits are the sizes of the real ``.s2d`` / ``.266`` files (kept under ``<out>/bitstreams``). Each (codec, QP,
+sequence) result is cached as JSON under ``<out>/cache`` (atomic writes), keyed by the frames' hash, backend and
+weights, so an interrupted run resumes and a finished one is served from the cache.
+
+Outputs in ``<out>``: results.csv (one row per sequence and point), summary.md (BD-rate table in the paper's
+Table 1 layout and mean rate / quality per QP), summary.json, plots/rd_<metric>.png, tensorboard/.
+"""
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from coding import vvc
+from coding.codec import Decoder, Encoder
+from evaluation.bdrate import bd_rate, quality_label, to_quality
+from evaluation.fvd import CLIP_LENGTH, frechet_distance
+from evaluation.metrics import MetricSuite
+from evaluation.params import rd_params
+from evaluation.plots import PLOT_METRICS, plot_rd
+from evaluation.sequences import load_sequences, test_dataset
+from evaluation.vertices import vertex_accuracy
+from modules.build import load_inference_models
+from reconstruction import reconstruct, write_csv, write_json
+from tools.video_io import atomic_path
+
+ANCHOR = 'anchor'
+VERTEX_FIELDS = ('vertex_error_px', 'pck5', 'pck10')
+
+
+@dataclass(frozen=True)
+class Point:
+    """One codec operating point.
+
+    Attributes:
+        codec: 's2d' | 'anchor' | 'frozen' | 'reconstruction'.
+        qp: key-frame QP (s2d, frozen), sequence QP (anchor), None (reconstruction).
+        kp_step: keypoint quantisation step of s2d (None: the codec's default), else None.
+        curve: name of the RD curve the point belongs to ('s2d', 's2d_kp0.05', 'anchor', ...).
+        label: plot / table label.
+    """
+    codec: str
+    qp: object
+    kp_step: object
+    curve: str
+    label: str
+
+
+def machine_description():
+    """One line: CPU model, core count, OS, Python / torch versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as handle:
+            cpu = next(line.split(':', 1)[1].strip() for line in handle if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def vvc_description(backend):
+    """Which VVC encoder made the anchor / key frames and its QP convention."""
+    if backend == 'vtm':
+        return (f"VTM EncoderApp/DecoderApp ({os.environ.get('VTM_ENCODER', 'VTM_ENCODER')}), QP = VTM -q as in the "
+                "JVET GFVC conditions")
+    version = subprocess.run([vvc.ffmpeg_exe(), '-hide_banner', '-version'], capture_output=True,
+                             text=True).stdout.split('\n', 1)[0]
+    return (f"VVenC (libvvenc in the imageio-ffmpeg ffmpeg: {version}); QP = VVenC nominal QP (-qp Q -qpa 0): a "
+            "one-frame intra picture is coded at slice QP Q-3, so these QPs are not VTM QPs")
+
+
+class RDEvaluation:
+    """The RD pipeline of one config + checkpoint into one output folder.
+
+    Args:
+        config: full config dict (rd_params optional, see evaluation/params.py).
+        checkpoint_path: trained checkpoint (*.pth).
+        out_dir: output folder (results, cache, bitstreams, plots).
+        device: torch device string for the networks and metrics.
+        weights_dir: folder of learned-metric weights (evaluation/weights.py).
+        metrics: metric names overriding rd_params.metrics.
+        codecs: subset of ('reconstruction', 's2d', 'frozen', 'anchor') to run (default all).
+    Attributes:
+        computed, cached: numbers of points computed / served from the cache by the last run().
+    Raises:
+        FileNotFoundError: checkpoint or test data missing; ValueError: bad rd_params.
+    """
+
+    CODECS = ('reconstruction', 's2d', 'frozen', 'anchor')
+
+    def __init__(self, config, checkpoint_path, out_dir, device='cpu', weights_dir=None, metrics=None,
+                 codecs=CODECS):
+        self.config = config
+        self.params = rd_params(config)
+        self.checkpoint_path = str(checkpoint_path)
+        self.out = Path(out_dir)
+        self.device = str(device)
+        self.models = load_inference_models(self.checkpoint_path, device)
+        self.weights_id = self.models.weights_id.hex()
+        backend = self.params['vvc_backend']
+        self.backend = ('vtm' if vvc.vtm_available() else 'vvenc') if backend == 'auto' else backend
+        self.suite = MetricSuite(metrics or self.params['metrics'], device, weights_dir,
+                                 batch_size=self.params['batch_size'], fvd_stride=self.params['fvd_stride'])
+        self.dataset = test_dataset(config, self.params['root_dir'])
+        self.codecs = tuple(codecs)
+        self.computed = self.cached = 0
+
+    # ---- points -----------------------------------------------------------------------------------------------
+    def points(self):
+        """Every operating point of the run, in evaluation order (list of Point)."""
+        steps = self.params['kp_steps']
+        points = []
+        if 'reconstruction' in self.codecs:
+            points.append(Point('reconstruction', None, None, 'reconstruction', 'Reconstruction (uncompressed)'))
+        if 's2d' in self.codecs:
+            for step in steps:
+                curve, label = ('s2d', 'Sparse2Dense') if len(steps) == 1 else \
+                    (f's2d_kp{step}', f'Sparse2Dense (kp_step {step})')
+                points += [Point('s2d', qp, step, curve, label) for qp in self.params['key_qps']]
+        if 'frozen' in self.codecs:
+            points += [Point('frozen', qp, None, 'frozen', 'Frozen key frame') for qp in self.params['key_qps']]
+        if ANCHOR in self.codecs:
+            points += [Point(ANCHOR, qp, None, ANCHOR, f'VVC anchor ({self.backend}, low delay)')
+                       for qp in self.params['anchor_qps']]
+        return points
+
+    # ---- cache ------------------------------------------------------------------------------------------------
+    def _cache_file(self, point, sequence):
+        qp = 'none' if point.qp is None else point.qp
+        return self.out / 'cache' / point.curve / f'{sequence}_qp{qp}.json'
+
+    def _key(self, point, seq, frames_hash):
+        return dict(codec=point.codec, qp=point.qp, kp_step=point.kp_step, sequence=seq.name,
+                    frames=len(seq.frames), frames_sha256=frames_hash,
+                    backend=None if point.codec == 'reconstruction' else self.backend,
+                    weights_id=self.weights_id if point.codec in ('s2d', 'reconstruction') else None)
+
+    def _cached(self, path, key, wants_vertices):
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text())
+        if record.get('key') != key:
+            return None
+        wanted = set(self.suite.available) - {'fvd'}
+        if not wanted <= set(record['metrics']):
+            return None
+        if 'fvd' in self.suite.available and record.get('fvd_features') is None and record['frames'] >= CLIP_LENGTH:
+            return None
+        if wants_vertices and record.get('vertices') is None:
+            return None
+        return record
+
+    def _reference_features(self, seq, frames_hash):
+        """I3D features of the original frames (cached per frames hash); None without FVD or for short clips."""
+        if 'fvd' not in self.suite.available or len(seq.frames) < CLIP_LENGTH:
+            return None
+        path = self.out / 'cache' / 'reference' / f'{seq.name}_{frames_hash[:16]}.fvd.npy'
+        if not path.is_file():
+            _save_npy(path, self.suite.fvd_features(seq.frames))
+        return path
+
+    # ---- coding -----------------------------------------------------------------------------------------------
+    def _bitstream_path(self, point, seq, suffix):
+        return self.out / 'bitstreams' / point.curve / f'{seq.name}_qp{point.qp}{suffix}'
+
+    def _code(self, point, seq, fps):
+        """Run one point -> (decoded frames (T, H, W, 3) uint8, vertices (T, N, 2) | None, bits | None,
+        bitstream path | None, seconds dict)."""
+        if point.codec == 'reconstruction':
+            result = reconstruct(self.models, seq.frames)
+            return result['frames'], result['vertices'], None, None, dict(
+                render_s=result['seconds'], vertex_head_s=result['vertex_head_seconds'])
+        if point.codec == 's2d':
+            encoder = Encoder(self.checkpoint_path, self.device, point.kp_step, point.qp, self.backend)
+            start = time.perf_counter()
+            bitstream = encoder.encode(seq.frames, fps=seq.fps or fps)
+            encode_s = time.perf_counter() - start
+            path = self._bitstream_path(point, seq, '.s2d')
+            _save_bytes(path, bitstream)
+            decoder = Decoder(self.checkpoint_path, self.device)
+            start = time.perf_counter()
+            decoded = list(decoder.decode(path.read_bytes()))
+            decode_s = time.perf_counter() - start
+            frames = np.stack([np.asarray(frame) for frame, _ in decoded])
+            vertices = np.stack([np.asarray(v) for _, v in decoded])
+            return frames, vertices, 8 * path.stat().st_size, path, dict(encode_s=encode_s, decode_s=decode_s)
+        start = time.perf_counter()
+        if point.codec == 'frozen':
+            coded = vvc.encode_intra(seq.frames[0], point.qp, self.backend, fps)
+            frames = np.repeat(coded.frames, len(seq.frames), axis=0)
+        else:
+            coded = vvc.encode_sequence(seq.frames, point.qp, fps, self.backend)
+            frames = coded.frames
+        seconds = time.perf_counter() - start
+        path = self._bitstream_path(point, seq, '.266')
+        _save_bytes(path, coded.bitstream)
+        return frames, None, coded.bits, path, dict(encode_decode_s=seconds)
+
+    def _evaluate(self, point, seq, frames_hash, reference_features):
+        fps_native = float(seq.fps) if seq.fps else None
+        fps = self.params['fps'] or fps_native
+        key = self._key(point, seq, frames_hash)
+        path = self._cache_file(point, seq.name)
+        wants_vertices = seq.vertices is not None and point.codec in ('s2d', 'reconstruction')
+        record = self._cached(path, key, wants_vertices)
+        if record is not None:
+            self.cached += 1
+            return record
+        frames, vertices, bits, bitstream, seconds = self._code(point, seq, fps)
+        record = dict(key=key, codec=point.codec, curve=point.curve, label=point.label, qp=point.qp,
+                      kp_step=point.kp_step, sequence=seq.name, frames=len(seq.frames), bits=bits,
+                      fps_native=fps_native, backend=key['backend'],
+                      bitstream=str(bitstream.relative_to(self.out)) if bitstream else None,
+                      metrics=self.suite.sequence(seq.frames, frames, fps), seconds=seconds,
+                      vertices=None, fvd_features=None)
+        if wants_vertices:
+            record['vertices'] = vertex_accuracy(vertices, seq.vertices, seq.confidence, *seq.frames.shape[1:3],
+                                                 self.params['vertex_min_confidence'])
+        if reference_features is not None:
+            features = path.with_suffix('.fvd.npy')
+            _save_npy(features, self.suite.fvd_features(frames))
+            record['fvd_features'] = features.name
+            record['reference_features'] = str(reference_features.relative_to(self.out))
+        write_json(path, record)
+        self.computed += 1
+        return record
+
+    # ---- run --------------------------------------------------------------------------------------------------
+    def evaluate(self):
+        """Evaluate every sequence at every point (computed or served from the cache); writes no report.
+
+        Returns:
+            list of per-(point, sequence) records (dicts, as cached).
+        Raises:
+            ValueError: a clip without its own frame rate (frame folder / strip) and no rd_params.fps.
+        """
+        self.computed = self.cached = 0
+        points = self.points()
+        videos = len(self.params['videos'] or self.dataset.groups)
+        records = []
+        progress = tqdm(total=len(points) * videos, desc='rd', unit='point')
+        for seq in load_sequences(self.dataset, self.params['num_frames'], self.params['videos']):
+            if not seq.fps and not self.params['fps']:
+                raise ValueError(f"'{seq.path}' has no frame rate of its own (frame folder / strip): set "
+                                 "rd_params.fps to the rate that kbps should use")
+            frames_hash = hashlib.sha256(seq.frames.tobytes()).hexdigest()
+            reference = self._reference_features(seq, frames_hash)
+            for point in points:
+                progress.set_postfix_str(f'{seq.name} {point.curve} qp={point.qp}')
+                records.append(self._evaluate(point, seq, frames_hash, reference))
+                progress.update()
+        progress.close()
+        return records
+
+    def run(self):
+        """evaluate(), then write results.csv, summary.md / summary.json, plots and tensorboard logs.
+
+        Returns:
+            dict: 'records', 'summary' (see summarize), 'computed', 'cached' (point counts of this run).
+        """
+        records = self.evaluate()
+        summary = summarize(records, self.out, self.params, self.suite)
+        self._write(records, summary)
+        return dict(records=records, summary=summary, computed=self.computed, cached=self.cached)
+
+    def _write(self, records, summary):
+        write_csv(self.out / 'results.csv', [result_row(r, self.params['fps']) for r in records])
+        context = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+                       machine=machine_description(), device=self.device, checkpoint=self.checkpoint_path,
+                       epoch=self.models.epoch, weights_id=self.weights_id, vvc=vvc_description(self.backend),
+                       frame_shape=list(self.dataset.frame_shape), num_frames=self.params['num_frames'],
+                       fps=self.params['fps'], sequences=sorted({r['sequence'] for r in records}),
+                       protocol=self.suite.protocol(self.dataset.frame_shape[:2]))
+        figures = {}
+        for metric in PLOT_METRICS:
+            if metric in summary['metrics']:
+                figures[metric] = plot_rd(summary, metric, self.out / 'plots' / f'rd_{metric}.png')
+        summary_md = render_summary(summary, context, sorted(figures))
+        with atomic_path(self.out / 'summary.md') as tmp:
+            tmp.write_text(summary_md)
+        write_json(self.out / 'summary.json', dict(context=context, **summary))
+        _log_tensorboard(self.out / 'tensorboard', summary, summary_md, figures)
+
+
+def _save_bytes(path, data):
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _save_npy(path, array):
+    with atomic_path(path) as tmp:
+        with open(tmp, 'wb') as handle:
+            np.save(handle, array)
+
+
+def result_row(record, forced_fps):
+    """One results.csv row: bits, bits/frame, kbps at the clip's own fps and at the reported fps, every metric,
+    vertex accuracy and timings of one (point, sequence)."""
+    fps = forced_fps or record['fps_native']
+    bits = record['bits']
+    row = dict(codec=record['curve'], label=record['label'], qp=record['qp'], kp_step=record['kp_step'],
+               sequence=record['sequence'], frames=record['frames'], bits=bits,
+               bits_per_frame=None if bits is None else bits / record['frames'],
+               fps_native=record['fps_native'],
+               kbps_native=None if bits is None or not record['fps_native'] else
+               bits * record['fps_native'] / record['frames'] / 1000,
+               fps=fps, kbps=None if bits is None else bits * fps / record['frames'] / 1000)
+    row.update(record['metrics'])
+    row.update(record['vertices'] or {})
+    row.update({f'{k[:-2]}_ms_per_frame': 1000 * v / record['frames'] for k, v in record['seconds'].items()})
+    row.update(backend=record['backend'], bitstream=record['bitstream'])
+    return row
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _set_fvd(records, out):
+    """FVD of one point over all its sequences (None + reason when features are missing)."""
+    if any(r.get('fvd_features') is None for r in records):
+        return None, 'FVD needs I3D features of every sequence (weights missing or sequences < 16 frames)'
+    cache = {}
+    def load(path):
+        if path not in cache:
+            cache[path] = np.load(path)
+        return cache[path]
+    reference = np.concatenate([load(out / r['reference_features']) for r in records])
+    decoded = np.concatenate([load(out / 'cache' / r['curve'] / r['fvd_features']) for r in records])
+    return frechet_distance(reference, decoded), ''
+
+
+def summarize(records, out, params, suite):
+    """Mean rate / quality per curve and QP, set-level FVD, and BD-rates against the VVC anchor.
+
+    Aggregation: per-sequence values (frame means) averaged over sequences; kbps at rd_params.fps (or each clip's
+    own); FVD over all clips of all sequences. BD-rate (evaluation/bdrate.py) on (a) the test-set average curve
+    (every metric, incl. FVD) and (b) per sequence, then averaged (JVET style; not for FVD).
+
+    Returns:
+        dict: 'metrics' (names with values), 'curves' {curve: {'label', 'points': [{qp, kbps, kbps_native,
+        bits_per_frame, <metric>..., vertex...}]}}, 'bd_rate' {curve: {metric: {'value', 'reason', 'overlap'}}},
+        'bd_rate_per_sequence' {curve: {metric: {'value', 'reason'}}}, 'unavailable' {metric: reason}.
+    """
+    rows = [result_row(r, params['fps']) for r in records]
+    metrics = [m for m in suite.available if m != 'fvd']
+    curves = {}
+    for record, row in zip(records, rows):
+        curve = curves.setdefault(record['curve'], dict(label=record['label'], codec=record['codec'], points={}))
+        curve['points'].setdefault(record['qp'], []).append((record, row))
+    has_fvd = 'fvd' in suite.available
+    unavailable = {name: str(why) for name, why in suite.unavailable.items()}
+    for curve in curves.values():
+        points = []
+        for qp, members in curve['points'].items():
+            point = dict(qp=qp, sequences=len(members))
+            for field in ('kbps', 'kbps_native', 'bits_per_frame') + tuple(metrics) + VERTEX_FIELDS:
+                point[field] = _mean(row.get(field) for _, row in members)
+            if has_fvd:
+                point['fvd'], why = _set_fvd([r for r, _ in members], out)
+                if why:
+                    unavailable['fvd'] = why
+            points.append(point)
+        curve['points'] = sorted(points, key=lambda p: (p['kbps'] is None, p['kbps'] or 0, p['qp'] or 0))
+    quality_metrics = metrics + (['fvd'] if has_fvd and 'fvd' not in unavailable else [])
+    result = dict(metrics=quality_metrics, curves=curves, bd_rate={}, bd_rate_per_sequence={},
+                  unavailable=unavailable)
+    if ANCHOR not in curves:
+        return result
+    anchor = curves[ANCHOR]['points']
+    for name, curve in curves.items():
+        if name == ANCHOR or curve['codec'] == 'reconstruction':
+            continue
+        result['bd_rate'][name] = {}
+        for metric in quality_metrics:
+            bd = bd_rate([p['kbps'] for p in anchor], to_quality(metric, [p[metric] for p in anchor]),
+                         [p['kbps'] for p in curve['points']],
+                         to_quality(metric, [p[metric] for p in curve['points']]), params['bd_min_overlap'])
+            result['bd_rate'][name][metric] = dict(value=bd.bd_rate, reason=bd.reason, overlap=bd.overlap)
+        result['bd_rate_per_sequence'][name] = _per_sequence_bd(rows, name, metrics, params['bd_min_overlap'])
+    return result
+
+
+def _per_sequence_bd(rows, curve, metrics, min_overlap):
+    out = {}
+    sequences = sorted({r['sequence'] for r in rows})
+    for metric in metrics:
+        values, reasons = [], []
+        for seq in sequences:
+            a = sorted((r for r in rows if r['codec'] == ANCHOR and r['sequence'] == seq), key=lambda r: r['qp'])
+            t = sorted((r for r in rows if r['codec'] == curve and r['sequence'] == seq), key=lambda r: r['qp'])
+            bd = bd_rate([r['kbps'] for r in a], to_quality(metric, [r[metric] for r in a]),
+                         [r['kbps'] for r in t], to_quality(metric, [r[metric] for r in t]), min_overlap)
+            if bd.bd_rate is None:
+                reasons.append(f'{seq}: {bd.reason}')
+            else:
+                values.append(bd.bd_rate)
+        out[metric] = dict(value=float(np.mean(values)) if values and not reasons else None,
+                           reason='; '.join(reasons), sequences=len(values))
+    return out
+
+
+def _fmt(value, digits=3):
+    if value is None:
+        return 'n/a'
+    return f'{value:.{digits}f}' if abs(value) < 1000 else f'{value:.0f}'
+
+
+def render_summary(summary, context, plotted):
+    """summary.md text: context, Table 1 (BD-rate vs the anchor), mean rate / quality per QP, notes."""
+    metrics = summary['metrics']
+    lines = ['# Rate-distortion results', '',
+             f"- date: {context['date']}; machine: {context['machine']}; device: {context['device']}",
+             f"- checkpoint: `{context['checkpoint']}` (epoch {context['epoch']}, weights id {context['weights_id']})",
+             f"- VVC: {context['vvc']}",
+             f"- sequences ({len(context['sequences'])}): {', '.join(context['sequences'])}; first "
+             f"{context['num_frames']} frames at {context['frame_shape'][1]}x{context['frame_shape'][0]}",
+             '- kbps: ' + (f"at a forced {context['fps']} fps (results.csv also has kbps_native at each clip's own "
+                           "rate)" if context['fps'] else "at each clip's own frame rate"),
+             '- BD-rate: bjontegaard package, piecewise cubic (pchip) interpolation of log-rate over quality, '
+             'overlap interval only (no extrapolation); lower-is-better metrics as 1-DISTS, 1-LPIPS, 5000-FVD; '
+             'negative = bits saved against the VVC anchor.', '', '## Metric protocol', '']
+    lines += [f'- {line}' for line in context['protocol']]
+    lines += ['', '## BD-rate against the VVC anchor (test-set average curves)', '']
+    notes = []
+    if summary['bd_rate']:
+        lines.append('| codec | ' + ' | '.join(quality_label(m) for m in metrics) + ' |')
+        lines.append('|---' * (len(metrics) + 1) + '|')
+        for curve, table in summary['bd_rate'].items():
+            cells = []
+            for metric in metrics:
+                entry = table[metric]
+                if entry['value'] is None:
+                    notes.append(f"{summary['curves'][curve]['label']}, {quality_label(metric)}: {entry['reason']}")
+                    cells.append(f'n/a [{len(notes)}]')
+                else:
+                    cells.append(f"{entry['value']:+.1f} %")
+            lines.append(f"| {summary['curves'][curve]['label']} | " + ' | '.join(cells) + ' |')
+        lines += [''] + [f'[{i}] {note}' for i, note in enumerate(notes, 1)]
+        lines += ['', '### Per sequence, then averaged (JVET style)', '']
+        per_metrics = [m for m in metrics if m != 'fvd']
+        lines.append('| codec | ' + ' | '.join(quality_label(m) for m in per_metrics) + ' |')
+        lines.append('|---' * (len(per_metrics) + 1) + '|')
+        notes = []
+        for curve, table in summary['bd_rate_per_sequence'].items():
+            cells = []
+            for metric in per_metrics:
+                entry = table[metric]
+                if entry['value'] is None:
+                    notes.append(f"{summary['curves'][curve]['label']}, {quality_label(metric)}: {entry['reason']}")
+                    cells.append(f'n/a [s{len(notes)}]')
+                else:
+                    cells.append(f"{entry['value']:+.1f} %")
+            lines.append(f"| {summary['curves'][curve]['label']} | " + ' | '.join(cells) + ' |')
+        lines += [''] + [f'[s{i}] {note}' for i, note in enumerate(notes, 1)]
+    else:
+        lines.append('No VVC anchor in this run: no BD-rate.')
+    lines += ['', '## Mean rate and quality per QP (mean over sequences)', '']
+    columns = ['kbps', 'kbps_native', 'bits_per_frame'] + metrics + list(VERTEX_FIELDS)
+    lines.append('| codec | QP | ' + ' | '.join(columns) + ' |')
+    lines.append('|---' * (len(columns) + 2) + '|')
+    for curve in summary['curves'].values():
+        for point in curve['points']:
+            lines.append(f"| {curve['label']} | {point['qp'] if point['qp'] is not None else '-'} | "
+                         + ' | '.join(_fmt(point.get(c)) for c in columns) + ' |')
+    if summary['unavailable']:
+        lines += ['', '## Unavailable metrics', ''] + [f'- {why}' for why in summary['unavailable'].values()]
+    if plotted:
+        lines += ['', '## Plots', ''] + [f'![{m}](plots/rd_{m}.png)' for m in plotted]
+    return '\n'.join(lines) + '\n'
+
+
+def _log_tensorboard(directory, summary, summary_md, figures):
+    from torch.utils.tensorboard import SummaryWriter
+    with SummaryWriter(str(directory)) as writer:
+        writer.add_text('rd/summary', summary_md)
+        for metric, figure in figures.items():
+            writer.add_figure(f'rd/{metric}', figure)
+        for name, curve in summary['curves'].items():
+            for point in curve['points']:
+                if point['qp'] is None:
+                    continue
+                for field in ['kbps'] + summary['metrics']:
+                    if point.get(field) is not None:
+                        writer.add_scalar(f'rd_{field}/{name}', point[field], point['qp'])
+
+
+def run_rd(config, checkpoint_path, out_dir, device='cpu', weights_dir=None):
+    """``run.py --mode rd``: the whole RD evaluation; returns RDEvaluation.run()'s dict."""
+    return RDEvaluation(config, checkpoint_path, out_dir, device, weights_dir).run()
