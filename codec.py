@@ -33,7 +33,7 @@ def encode(args):
     encoder = Encoder(args.checkpoint, device=args.device, kp_step=args.kp_step, qp=args.qp, vvc=args.vvc)
     if encoder.size[0] != encoder.size[1]:
         raise ValueError(f'the model frame size {encoder.size} is not square')
-    frames, count, fps = read_video(args.input, encoder.size[0], crop=not args.no_crop,
+    frames, count, fps = read_video(args.input, encoder.size[0], crop='none' if args.no_crop else 'person',
                                     max_frames=args.frames, fps=args.fps)
     with tqdm(total=count, unit='frame', desc='encode') as bar:
         data = encoder.encode(frames, fps=fps, progress=bar.update)

@@ -278,26 +278,34 @@ def _keypoint_frames(stream):
     decoder.finish()
 
 
-def read_video(path, size, crop=True, max_frames=None, fps=None):
+CROP_MODES = ('person', 'center', 'none')
+
+
+def read_video(path, size, crop='person', max_frames=None, fps=None):
     """Read a video for the codec: frames at the model's square size, and its frame rate.
 
     Args:
         path: any video PyAV reads.
         size: model frame side in pixels (square models).
-        crop: True: the data tool's fixed person-centred square crop (tools.crop, MediaPipe Pose)
-            and resize; False: frames must already be size x size.
+        crop: 'person': the data tool's fixed person-centred square crop (tools.crop, MediaPipe
+            Pose) resized to ``size``; 'center': the largest centred square, resized (for clips
+            already framed, e.g. prepared by tools/prepare_dataset.py at another size); 'none':
+            frames must already be size x size.
         max_frames: use at most this many frames (None: all).
         fps: temporal resampling target in frames/s (None: keep the clip's rate; never raises it),
             as the data tool does (tools.video_io.resample_indices).
-    Returns: (iterator of uint8 (size, size, 3) frames, frame count, fps as a Fraction).
+    Returns: (iterator of uint8 (size, size, 3) frames, frame count or None if unknown, fps as a
+        Fraction).
     Raises: tools.video_io.VideoReadError for an unreadable video; tools.crop.NoPersonError when
-        no person is found; ValueError when ``crop`` is False and the size is wrong.
+        no person is found; ValueError for an unknown mode, or with 'none' and the wrong size.
     """
-    from tools.crop import apply_crop, person_crop_box
+    from tools.crop import CropBox, apply_crop, person_crop_box
     from tools.video_io import iter_frames, probe, resample_indices
 
+    if crop not in CROP_MODES:
+        raise ValueError(f'crop must be one of {CROP_MODES}, got {crop!r}')
     info = probe(path)
-    if not crop and (info.width, info.height) != (size, size):
+    if crop == 'none' and (info.width, info.height) != (size, size):
         raise ValueError(f'{path} is {info.width}x{info.height} but the model needs {size}x{size}; '
                          f'drop --no-crop to crop and resize it, or resize it yourself')
     end = info.num_frames or None
@@ -306,9 +314,13 @@ def read_video(path, size, crop=True, max_frames=None, fps=None):
         return resample_indices(info.fps, fps, end=end, max_frames=max_frames)[0]
     out_fps = resample_indices(info.fps, fps)[1]
     count = sum(1 for _ in indices()) if end or max_frames else None
-    box = person_crop_box((frame for _, frame in iter_frames(path, indices()))) if crop else None
+    side = min(info.width, info.height)
+    if crop == 'person':
+        box = person_crop_box((frame for _, frame in iter_frames(path, indices())))
+    else:
+        box = CropBox((info.width - side) // 2, (info.height - side) // 2, side)
 
     def frames():
         for _, frame in iter_frames(path, indices()):
-            yield apply_crop(frame, box, size) if crop else frame
+            yield apply_crop(frame, box, size)
     return frames(), count, out_fps

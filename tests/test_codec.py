@@ -147,7 +147,7 @@ def test_cli_errors(checkpoint, tmp_path, capsys):
 
 
 def test_read_video_person_crop_and_resampling():
-    frames, count, fps = read_video(SAMPLE, 64, crop=True, max_frames=4, fps=15)
+    frames, count, fps = read_video(SAMPLE, 64, crop='person', max_frames=4, fps=15)
     frames = list(frames)
     assert count == 4 and fps == 15 and len(frames) == 4
     assert frames[0].shape == (64, 64, 3)
