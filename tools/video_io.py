@@ -1,0 +1,209 @@
+"""Video reading and writing for the data tools (PyAV).
+
+Frames are RGB uint8 arrays (H, W, 3). Frames are addressed by their decode index (0, 1, 2, ...), which assumes a
+constant frame rate: the rate is the stream's average rate.
+
+Public API: ``VideoReadError``, ``VideoInfo``, ``probe``, ``iter_frames``, ``read_frames``, ``resample_indices``,
+``write_video`` (atomic lossless / near-lossless H.264 RGB), ``write_png_folder`` (atomic), ``atomic_path``.
+"""
+import contextlib
+import os
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+# Key frame interval of written clips: random access (training reads frame pairs) decodes at most this many frames.
+GOP_SIZE = 25
+
+
+class VideoReadError(RuntimeError):
+    """A video cannot be read (missing, not a video, no video stream, no decodable frame). The message names the
+    file and what to do."""
+
+
+def _bad(path, reason):
+    return VideoReadError(f"cannot read video '{path}': {reason}. Check that the file is a complete video that FFmpeg "
+                          f"can decode (re-encode or re-download it), or remove it from the input.")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Stream properties: ``width``, ``height`` (pixels), ``fps`` (Fraction, frames per second), ``num_frames``
+    (declared by the container; 0 when unknown)."""
+    width: int
+    height: int
+    fps: Fraction
+    num_frames: int
+
+
+@contextlib.contextmanager
+def _open_video(path):
+    path = Path(path)
+    if not path.is_file():
+        raise _bad(path, "no such file")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as error:
+        raise _bad(path, f"not a readable video container ({error})") from error
+    with container:
+        if not container.streams.video:
+            raise _bad(path, "the file has no video stream (empty or zero-frame file)")
+        yield container, container.streams.video[0]
+
+
+def _stream_fps(stream):
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate:
+        raise VideoReadError(f"video stream of '{stream.container.name}' declares no frame rate; re-encode it with a "
+                             f"constant frame rate (ffmpeg -i IN -r 25 OUT.mp4).")
+    return Fraction(rate)
+
+
+def probe(path):
+    """Stream properties of the first video stream of ``path`` -> ``VideoInfo``, without decoding.
+
+    Raises ``VideoReadError`` for a missing, unreadable or stream-less file."""
+    with _open_video(path) as (_, stream):
+        return VideoInfo(stream.codec_context.width, stream.codec_context.height, _stream_fps(stream),
+                         int(stream.frames or 0))
+
+
+def resample_indices(fps, target_fps, start=0, end=None, max_frames=None):
+    """Source frame indices to keep for temporal resampling, and the output frame rate.
+
+    Output frame k shows the source frame nearest in time: ``start + round(k * fps / out_fps)``, with
+    ``out_fps = min(fps, target_fps)`` (a slower source keeps its rate: frames are never duplicated; an integer rate
+    ratio, e.g. 50 -> 25 fps, keeps every 2nd frame exactly).
+
+    Args:
+        fps: source rate (Fraction or number, frames/s). target_fps: wanted rate or None (keep the source rate).
+        start: first source index; end: source index after the last (None: open-ended).
+        max_frames: at most this many output frames (None: no cap).
+    Returns:
+        (generator of increasing source indices, out_fps as Fraction).
+    """
+    fps = Fraction(fps).limit_denominator(100000)
+    out_fps = fps if target_fps is None else min(fps, Fraction(target_fps).limit_denominator(100000))
+    ratio = fps / out_fps
+
+    def indices():
+        k = 0
+        while max_frames is None or k < max_frames:
+            index = start + int(k * ratio + Fraction(1, 2))  # round half up, exact in rationals
+            if end is not None and index >= end:
+                return
+            yield index
+            k += 1
+    return indices(), out_fps
+
+
+def iter_frames(path, indices=None):
+    """Decode frames of ``path`` -> yields (source index, frame (H, W, 3) uint8 RGB).
+
+    Args:
+        indices: increasing iterable of source frame indices to return (None: every frame). Decoding stops after the
+            last wanted index or at the end of the video, whichever comes first.
+    Raises:
+        VideoReadError: unreadable file, no video stream, decoding error, or not a single decodable frame.
+    """
+    wanted = iter(indices) if indices is not None else None
+    target = next(wanted, None) if wanted is not None else 0
+    produced = decoded = 0
+    with _open_video(path) as (container, stream):
+        stream.thread_type = 'AUTO'
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if target is None:
+                    break
+                decoded += 1
+                if wanted is None or index == target:
+                    yield index, frame.to_ndarray(format='rgb24')
+                    produced += 1
+                    target = next(wanted, None) if wanted is not None else index + 1
+        except av.FFmpegError as error:
+            raise _bad(path, f"decoding failed after {produced} frames ({error})") from error
+    if decoded == 0:
+        raise _bad(path, "the video holds no decodable frame (zero-frame or corrupt file)")
+    if produced == 0 and target is not None:
+        raise VideoReadError(f"'{path}' has {decoded} frames, none in the requested range (first wanted index "
+                             f"{target}); check the frame range (start/end) given for this clip.")
+
+
+def read_frames(path, indices=None):
+    """All (or the given) frames of ``path`` as one array (T, H, W, 3) uint8, and the stream's fps (Fraction).
+    Raises ``VideoReadError`` (see ``iter_frames``)."""
+    fps = probe(path).fps
+    frames = [frame for _, frame in iter_frames(path, indices)]
+    return np.stack(frames), fps
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary sibling path of ``path`` (a file or a folder) to write; on success it replaces ``path``
+    (``os.replace``), on error it is removed, so ``path`` is never left half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        if path.is_dir() and tmp.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_video(path, frames, fps, crf=0):
+    """Write RGB frames to an H.264 RGB (``libx264rgb``, 4:4:4, no colour conversion) MP4, atomically.
+
+    Args:
+        path: output ``.mp4``. frames: iterable of (H, W, 3) uint8 RGB, all the same size (H, W even or odd).
+        fps: frame rate (Fraction or number). crf: 0 = mathematically lossless (x264 ``qp 0``); 1..12 = visually
+            lossless constant-quality coding (smaller files).
+    Returns:
+        number of frames written (int).
+    Raises:
+        ValueError: bad crf, no frame, or frames of different sizes.
+    """
+    if not 0 <= int(crf) <= 12:
+        raise ValueError(f"crf must be in 0..12 (0 = lossless, <= 12 visually lossless), got {crf}")
+    count = 0
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), mode='w', format='mp4') as container:
+            stream = container.add_stream('libx264rgb', rate=Fraction(fps).limit_denominator(100000))
+            stream.pix_fmt = 'rgb24'
+            stream.options = {'qp': '0'} if int(crf) == 0 else {'crf': str(int(crf))}
+            stream.options['preset'] = 'faster'
+            stream.codec_context.gop_size = GOP_SIZE
+            for frame in frames:
+                if count == 0:
+                    stream.width, stream.height = frame.shape[1], frame.shape[0]
+                elif frame.shape[:2] != (stream.height, stream.width):
+                    raise ValueError(f"frame {count} has size {frame.shape[:2]}, expected {(stream.height, stream.width)}")
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format='rgb24')))
+                count += 1
+            if count == 0:
+                raise ValueError(f"no frame to write to '{path}'")
+            container.mux(stream.encode(None))
+    return count
+
+
+def write_png_folder(path, frames):
+    """Write frames as ``path/0000000.png, 0000001.png, ...`` (FOMM frame-folder layout), atomically (the folder
+    appears complete or not at all). Returns the number of frames written; raises ValueError for no frame."""
+    from PIL import Image
+    count = 0
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        for count, frame in enumerate(frames, start=1):
+            Image.fromarray(frame).save(tmp / f"{count - 1:07d}.png")
+        if count == 0:
+            raise ValueError(f"no frame to write to '{path}'")
+    return count
