@@ -112,8 +112,44 @@ def train_mode(args):
                   checkpoint_path=args.checkpoint)
 
 
+def _evaluation_inputs(args):
+    """(config, checkpoint, out dir, device) of the evaluation modes; the config defaults to the checkpoint's."""
+    if not args.checkpoint:
+        raise ValueError(f"--mode {args.mode} needs --checkpoint (a trained *.pth)")
+    import torch as _torch
+    config = load_config(args.config) if args.config else \
+        _torch.load(args.checkpoint, map_location='cpu', weights_only=True)['config']
+    stem = Path(args.config or args.checkpoint).stem
+    out = Path(args.out) if args.out else Path(args.log_dir) / f'{args.mode}_{stem}'
+    return config, args.checkpoint, out, parse_device_ids(args.device_ids)[0]
+
+
+def reconstruction_mode(args):
+    """FOMM-style uncompressed reconstruction of the test videos (reconstruction.py)."""
+    from reconstruction import run_reconstruction
+    config, checkpoint, out, device = _evaluation_inputs(args)
+    run_reconstruction(config, checkpoint, out, device, args.weights_dir)
+    print(f"reconstructions and metrics in {out / 'reconstruction'}")
+
+
+def rd_mode(args):
+    """Rate-distortion curves and BD-rates against VVC (evaluation/rd.py)."""
+    from evaluation.rd import run_rd
+    config, checkpoint, out, device = _evaluation_inputs(args)
+    result = run_rd(config, checkpoint, out, device, args.weights_dir)
+    print(f"{result['computed']} points computed, {result['cached']} from the cache; results in {out}/summary.md")
+
+
+def vertices_mode(args):
+    """Vertex accuracy against teacher labels (evaluation/vertices.py)."""
+    from evaluation.vertices import run_vertices
+    config, checkpoint, out, device = _evaluation_inputs(args)
+    run_vertices(config, checkpoint, out, device, args.weights_dir)
+    print(f"vertex accuracy and overlay in {out / 'vertices'}")
+
+
 #: mode name -> function(args)
-MODES = {'train': train_mode}
+MODES = {'train': train_mode, 'reconstruction': reconstruction_mode, 'rd': rd_mode, 'vertices': vertices_mode}
 
 
 def parse_args(argv=None):
@@ -124,6 +160,10 @@ def parse_args(argv=None):
     parser.add_argument('--log_dir', default='log', help='parent folder of the run folders (default: log)')
     parser.add_argument('--device_ids', help="'0,1,2,3' (CUDA), 'cpu', 'cpu,cpu' (default: cuda:0 if any, else cpu)")
     parser.add_argument('--verbose', action='store_true', help='info-level logging')
+    parser.add_argument('--out', help='output folder of reconstruction / rd / vertices (default: '
+                                      '<log_dir>/<mode>_<config stem>; rerun with the same folder to resume)')
+    parser.add_argument('--weights-dir', dest='weights_dir',
+                        help='folder with learned-metric weights (LPIPS/DISTS/FVD), searched before the torch hub cache')
     args = parser.parse_args(argv)
     if args.config is None and args.checkpoint is None:
         parser.error('--config is required (unless --checkpoint gives the run to resume)')

@@ -8,7 +8,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import yaml
 
+import run
 from evaluation.rd import RDEvaluation
 from evaluation.vertices import run_vertices, to_pixels, vertex_accuracy
 from modules.build import build_networks
@@ -48,7 +50,7 @@ def _without_timing(row):
     return {k: v for k, v in row.items() if not k.endswith('_ms_per_frame')}
 
 
-def test_rd_pipeline_end_to_end_with_cache(rd_setup, monkeypatch, tmp_path):
+def test_rd_pipeline_end_to_end_with_cache(rd_setup, tmp_path, capsys):
     config, checkpoint, out = rd_setup
     previous_hub = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / 'empty-hub'))                 # no learned-metric weights here
@@ -101,6 +103,13 @@ def test_rd_pipeline_end_to_end_with_cache(rd_setup, monkeypatch, tmp_path):
         third = RDEvaluation(config, checkpoint, out).run()
         assert (third['computed'], third['cached']) == (1, 6)
         assert [_without_timing(r) for r in _rows(out / 'results.csv')] == [_without_timing(r) for r in rows]
+
+        config_file = tmp_path / 'rd.yaml'
+        config_file.write_text(yaml.safe_dump(config))
+        capsys.readouterr()
+        run.main(['--mode', 'rd', '--config', str(config_file), '--checkpoint', str(checkpoint), '--out', str(out),
+                  '--device_ids', 'cpu'])
+        assert '0 points computed, 7 from the cache' in capsys.readouterr().out
 
         vertex_rows = run_vertices(config, checkpoint, out)            # served from the same cache
         assert {r['codec'] for r in vertex_rows} == {'reconstruction', 's2d'}
