@@ -121,9 +121,11 @@ def main(argv=None):
     from tools.video_io import VideoReadError
 
     args = build_parser().parse_args(argv)
-    if getattr(args, 'frames', None) is not None and args.frames < 1:
-        print('error: --frames must be >= 1', file=sys.stderr)
-        return 2
+    for name in ('frames', 'fps'):
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            print(f'error: --{name} must be positive, got {value}', file=sys.stderr)
+            return 2
     try:
         args.func(args)
     except (BitstreamError, VVCError, VideoReadError, NoPersonError, FileNotFoundError, ValueError) as err:
