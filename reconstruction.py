@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from evaluation.metrics import MetricSuite, frames_to_tensor
 from evaluation.params import rd_params
-from evaluation.sequences import load_sequences, test_dataset
+from evaluation.sequences import evaluation_dataset, load_sequences
 from evaluation.vertices import vertex_accuracy
 from modules.build import load_inference_models
 from tools.video_io import atomic_path, write_video
@@ -118,7 +118,7 @@ def run_reconstruction(config, checkpoint_path, out_dir, device='cpu', weights_d
     suite = MetricSuite(metrics or rd['metrics'], device, weights_dir, fvd_stride=rd['fvd_stride'])
     out = Path(out_dir) / 'reconstruction'
     out.mkdir(parents=True, exist_ok=True)
-    dataset = test_dataset(config, root_dir or rd['root_dir'])
+    dataset = evaluation_dataset(config, root_dir or rd['root_dir'])
     rows = []
     for seq in tqdm(load_sequences(dataset, num_frames or rd['num_frames'], rd['videos']), total=len(dataset.groups),
                     desc='reconstruction', unit='video'):

@@ -34,7 +34,7 @@ from evaluation.fvd import CLIP_LENGTH, frechet_distance
 from evaluation.metrics import MetricSuite
 from evaluation.params import rd_params
 from evaluation.plots import PLOT_METRICS, plot_rd
-from evaluation.sequences import load_sequences, test_dataset
+from evaluation.sequences import evaluation_dataset, load_sequences
 from evaluation.vertices import vertex_accuracy
 from modules.build import load_inference_models
 from reconstruction import reconstruct, write_csv, write_json
@@ -117,7 +117,7 @@ class RDEvaluation:
         self.backend = ('vtm' if vvc.vtm_available() else 'vvenc') if backend == 'auto' else backend
         self.suite = MetricSuite(metrics or self.params['metrics'], device, weights_dir,
                                  batch_size=self.params['batch_size'], fvd_stride=self.params['fvd_stride'])
-        self.dataset = test_dataset(config, self.params['root_dir'])
+        self.dataset = evaluation_dataset(config, self.params['root_dir'])
         self.codecs = tuple(codecs)
         self.computed = self.cached = 0
 

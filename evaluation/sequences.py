@@ -34,7 +34,7 @@ class Sequence:
     confidence: object = None
 
 
-def test_dataset(config, root_dir=None):
+def evaluation_dataset(config, root_dir=None):
     """The test split as a FramesDataset (no augmentation) for ``config``.
 
     Args:
@@ -60,7 +60,7 @@ def load_sequences(dataset, num_frames=None, names=None):
     """Yield the test sequences (first ``num_frames`` consecutive frames of each entry), one at a time.
 
     Args:
-        dataset: FramesDataset (see test_dataset).
+        dataset: FramesDataset (see evaluation_dataset).
         num_frames: frames per sequence (None: all); shorter videos give all their frames.
         names: optional iterable of entry stems to keep (in dataset order).
     Yields:
