@@ -243,10 +243,19 @@ def test_label_shape_mismatch_is_a_clear_error(tmp_path, sample_video):
         dataset[0]
 
 
-def test_paired_dataset(samples_dir):
+def test_paired_dataset(samples_dir, tmp_path):
     test = FramesDataset(samples_dir, frame_shape=(64, 64, 3), is_train=False)
     pairs = PairedDataset(test, number_of_pairs=10)
     assert len(pairs) == 2
     items = [pairs[i] for i in range(2)]
     assert {(i['source_name'], i['driving_name']) for i in items} == {('full01', 'head04'), ('head04', 'full01')}
     assert items[0]['source'].shape == (3, 64, 64)
+    listed = tmp_path / 'pairs.csv'
+    listed.write_text('source,driving\nhead04,full01\n')
+    (item,) = PairedDataset(test, pairs_list=listed)
+    assert (item['source_name'], item['driving_name']) == ('head04', 'full01')
+    assert item['driving_path'].endswith('full01.mp4')
+    assert torch.equal(item['source'], next(iter_video_frames(samples_dir / 'head04.mp4', (64, 64))))
+    listed.write_text('source,driving\nhead04,nobody\n')
+    with pytest.raises(ValueError, match='nobody'):
+        PairedDataset(test, pairs_list=listed)
