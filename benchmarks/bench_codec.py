@@ -1,7 +1,7 @@
 """Codec benchmark: keypoint bits per frame of three coders, entropy-coder time share, end-to-end speed, memory.
 
     python benchmarks/bench_codec.py --checkpoint checkpoints/humans256-cpu.pth [--data DIR] [--frames 100]
-        [--kp-step S] [--qp 42] [--device cpu] [--no-render]
+        [--kp-step S] [--qp 42] [--device cpu] [--no-render] [--sweep 0.005,0.01,0.02,0.04]
 
 Clips: the test split (ted01 ted02 ted03 ted05 head04 full01 full03 full07), read from ``--data``
 (default ``data/humans256/test``, prepared by tools/prepare_dataset.py; resized to the model size); if
@@ -16,6 +16,11 @@ Printed per clip and in total, all at the same ``kp_step`` (identical reconstruc
   keypoints, over the end-to-end time);
 - encode and decode frames per second end to end (VVC key frame, keypoint detection, coding;
   parsing, VVC decoding, rendering every frame and its vertices), and the peak resident memory.
+
+``--sweep``: for each listed kp_step, our keypoint bits per frame and how much the quantization
+changes the decoded frames: PSNR of frames rendered from the quantized keypoints against frames
+rendered from the unquantized ones (same decoded key frame), and the largest keypoint error in
+pixels at the model size. This is the measurement behind the default ``codec_params.kp_step``.
 """
 import argparse
 import glob
@@ -65,6 +70,46 @@ def time_keypoint_coding(quantized, kp_step):
     return mid - start, time.perf_counter() - mid
 
 
+def psnr(a, b):
+    """PSNR in dB of two float arrays in [0, 1]."""
+    return 10 * np.log10(1.0 / max(float(np.mean((a - b) ** 2)), 1e-12))
+
+
+@torch.no_grad()
+def kp_step_sweep(frames, encoder, decoder, steps):
+    """For each kp_step: (bits per frame of our coder, PSNR of quantized vs unquantized rendering, max kp error).
+
+    Args: frames: uint8 (T, H, W, 3) at the model size (T >= 2); encoder after ``encode(frames)`` (its decoded
+        key frame is reused); decoder: for the generator; steps: kp_step values.
+    Returns: dict step -> (bits/frame, PSNR dB over frames 1..T-1, max |kp error| in pixels).
+    """
+    device = encoder.models.device
+
+    def tensor(x):
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2).float() / 255
+
+    kp = torch.cat([encoder.models.kp_detector(tensor(encoder.key_frame[None]))['value']]
+                   + [encoder.models.kp_detector(tensor(frames[i:i + 8]))['value'] for i in range(1, len(frames), 8)])
+    kp = kp.cpu().numpy()
+    volume = decoder.models.generator.encode_source(tensor(encoder.key_frame[None]))
+
+    def render(points):
+        source = {'value': torch.from_numpy(points[:1]).to(device)}
+        return np.stack([decoder.models.generator.render(volume, source, {'value': torch.from_numpy(p[None]).to(
+            device)})['prediction'][0].cpu().numpy() for p in points[1:]])
+    reference = render(kp)
+    result = {}
+    for step in steps:
+        quantized = keypoint_coder.quantize(kp, step)
+        coder = keypoint_coder.KeypointEncoder(kp.shape[1], step)
+        for q in quantized:
+            coder.encode_frame(q)
+        recon = keypoint_coder.dequantize(quantized, step)
+        result[step] = (8 * len(coder.finish()) / len(kp), psnr(render(recon), reference),
+                        float(np.abs(recon - kp).max()) * (encoder.size[0] - 1) / 2)
+    return result
+
+
 def peak_memory_mb():
     """Peak resident set size of this process so far, MB (Linux ru_maxrss is in KB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -93,6 +138,8 @@ def run_clip(name, path, crop, encoder, decoder, args):
         count = sum(1 for _ in decoder.decode(data))
         decode_s = time.perf_counter() - start
         row.update(dec_fps=count / decode_s, dec_share=kp_dec_s / decode_s)
+    if args.sweep:
+        row['sweep'] = kp_step_sweep(frames, encoder, decoder, args.sweep)
     return row
 
 
@@ -106,7 +153,11 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     parser.add_argument('--no-render', action='store_true', help='skip the decoder (bits and encoder only)')
+    parser.add_argument('--sweep', type=lambda text: [float(v) for v in text.split(',')], default=None,
+                        help='comma-separated kp_step values: bits vs change of the decoded frames')
     args = parser.parse_args(argv)
+    if args.sweep and args.no_render:
+        parser.error('--sweep renders frames: drop --no-render')
     if args.threads:
         torch.set_num_threads(args.threads)
     clips = clip_paths(args.data)
@@ -137,6 +188,14 @@ def main(argv=None):
     print('-' * len(head))
     print_row(total)
     print(f'peak resident memory: {peak_memory_mb():.0f} MB')
+    if args.sweep:
+        print('\nkp_step sweep (all clips, frame-weighted): our keypoint bits/frame | PSNR of frames rendered from '
+              'quantized vs unquantized keypoints | largest keypoint error (pixels at the model size)')
+        for step in args.sweep:
+            bits = sum(r['sweep'][step][0] * r['frames'] for r in rows) / frames
+            quality = sum(r['sweep'][step][1] * r['frames'] for r in rows) / frames
+            error = max(r['sweep'][step][2] for r in rows)
+            print(f'  kp_step {step:<7g} {bits:7.1f} bits/frame | {quality:6.2f} dB | {error:5.2f} px')
 
 
 def print_row(r):
