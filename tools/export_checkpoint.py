@@ -36,6 +36,7 @@ def atomic_output(path, write):
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, suffix=os.path.splitext(path)[1])
     os.close(handle)
+    os.chmod(temporary, 0o644)
     try:
         write(temporary)
         os.replace(temporary, path)
