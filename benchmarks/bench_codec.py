@@ -151,7 +151,9 @@ def main(argv=None):
     parser.add_argument('--kp-step', type=float, default=None, help='default: config codec_params.kp_step')
     parser.add_argument('--qp', type=int, default=None, help='key-frame QP (default: config or 42)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch CPU threads (default: torch default; use 1 when other jobs share the CPU, '
+                             'oversubscribed threads slowed decoding 15x here)')
     parser.add_argument('--no-render', action='store_true', help='skip the decoder (bits and encoder only)')
     parser.add_argument('--sweep', type=lambda text: [float(v) for v in text.split(',')], default=None,
                         help='comma-separated kp_step values: bits vs change of the decoded frames')
