@@ -49,16 +49,14 @@ def reconstruct(models, frames, batch_size=4):
     device = models.device
     source = frames_to_tensor(frames[:1], device)
     kp_source = models.kp_detector(source)
-    volume = models.generator.encode_source(source)
+    source_features = models.generator.encode_source(source)
     outputs, vertices, keypoints = [], [], []
     vertex_seconds = 0.0
     start = time.perf_counter()
     for first in range(0, len(frames), batch_size):
         driving = frames_to_tensor(frames[first:first + batch_size], device)
-        b = driving.shape[0]
         kp_driving = models.kp_detector(driving)
-        out = models.generator.render(volume.expand(b, *volume.shape[1:]),
-                                      {'value': kp_source['value'].expand(b, -1, -1)}, kp_driving)
+        out = models.generator.render(source_features, kp_source, kp_driving)
         _synchronize(device)
         tick = time.perf_counter()
         vertices.append(models.vertex_head(out['F_refine']).float().cpu())

@@ -219,13 +219,11 @@ class Trainer:
             video = clip['video'].to(self.device)
             source = video[:1]
             kp_source = nets['kp_detector'](source)
-            volume = nets['generator'].encode_source(source)
+            source_features = nets['generator'].encode_source(source)
             for start in range(1, len(video), chunk):
                 driving = video[start:start + chunk]
-                n = len(driving)
                 kp_driving = nets['kp_detector'](driving)
-                out = nets['generator'].render(volume.expand(n, *volume.shape[1:]),
-                                               {'value': kp_source['value'].expand(n, -1, -1)}, kp_driving)
+                out = nets['generator'].render(source_features, kp_source, kp_driving)
                 error = (out['prediction'].float() - driving).abs()
                 l1 += error.mean(dim=(1, 2, 3)).tolist()
                 mse = ((out['prediction'].float() - driving) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-10)

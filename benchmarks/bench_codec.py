@@ -91,11 +91,11 @@ def kp_step_sweep(frames, encoder, decoder, steps):
     kp = torch.cat([encoder.models.kp_detector(tensor(encoder.key_frame[None]))['value']]
                    + [encoder.models.kp_detector(tensor(frames[i:i + 8]))['value'] for i in range(1, len(frames), 8)])
     kp = kp.cpu().numpy()
-    volume = decoder.models.generator.encode_source(tensor(encoder.key_frame[None]))
+    source_features = decoder.models.generator.encode_source(tensor(encoder.key_frame[None]))
 
     def render(points):
         source = {'value': torch.from_numpy(points[:1]).to(device)}
-        return np.stack([decoder.models.generator.render(volume, source, {'value': torch.from_numpy(p[None]).to(
+        return np.stack([decoder.models.generator.render(source_features, source, {'value': torch.from_numpy(p[None]).to(
             device)})['prediction'][0].cpu().numpy() for p in points[1:]])
     reference = render(kp)
     result = {}

@@ -62,10 +62,10 @@ def bench_config(path, device, repeats, train_iterations, queue):
         kp_key = nets['kp_detector'](key)
         row['decoder key frame (kp + volume) s'] = timed(
             lambda: (nets['kp_detector'](key), nets['generator'].encode_source(key)), repeats, device)
-        volume = nets['generator'].encode_source(key)
+        source_features = nets['generator'].encode_source(key)
         kp_frame = nets['kp_detector'](frame)
         row['decoder per frame (motion + generator + vertices) s/frame'] = timed(
-            lambda: nets['vertex_head'](nets['generator'].render(volume, kp_key, kp_frame)['F_refine']),
+            lambda: nets['vertex_head'](nets['generator'].render(source_features, kp_key, kp_frame)['F_refine']),
             repeats, device)
     tp = config['train_params']
     if train_iterations and tp.get('perceptual_backbone') != 'vgg19':

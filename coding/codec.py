@@ -255,13 +255,13 @@ class Decoder:
     @torch.inference_mode()
     def _frames(self, stream, key_frame):
         device = self.models.device
-        volume = self.models.generator.encode_source(_to_tensor(key_frame[None], device))
+        source_features = self.models.generator.encode_source(_to_tensor(key_frame[None], device))
         kp_source = None
         for index, q in enumerate(_keypoint_frames(stream)):
             kp = {'value': torch.from_numpy(keypoint_coder.dequantize(q, stream.kp_step))[None].to(device)}
             if kp_source is None:
                 kp_source = kp
-            out = self.models.generator.render(volume, kp_source, kp)
+            out = self.models.generator.render(source_features, kp_source, kp)
             vertices = self.models.vertex_head(out['F_refine'])[0].float().cpu().numpy()
             if index == 0:
                 frame = key_frame

@@ -25,20 +25,25 @@ class OcclusionAwareGenerator(nn.Module):
         reshape_depth: depth D of the volume (16).
         num_resblocks: 3D residual blocks on the volume and 2D residual blocks before the decoder.
         dense_motion_params: kwargs of :class:`DenseMotionNetwork`.
+        warped_skips: also warp the 2D encoder features of every finer resolution with the depth-averaged
+            deformation, mask them with the occlusion map and concatenate them into the decoder (multi-scale
+            warped skips, as TPSMM). False is the paper's FV2V-style generator (all texture passes the volume);
+            the CPU config turns it on because the volume alone learns texture too slowly for a CPU budget.
     Shapes: source (B, 3, H, W) in [0, 1], H and W divisible by 2**num_down_blocks and by the dense motion
     hourglass' 2**num_blocks at the volume resolution.
     """
 
     def __init__(self, image_channel, feature_channel, num_kp, block_expansion, max_features, num_down_blocks,
-                 reshape_depth, num_resblocks, dense_motion_params, **kwargs):
+                 reshape_depth, num_resblocks, dense_motion_params, warped_skips=False, **kwargs):
         super().__init__()
         self.feature_channel = feature_channel
         self.reshape_depth = reshape_depth
         self.num_down_blocks = num_down_blocks
+        self.warped_skips = warped_skips
         chans = [block_expansion] + [min(max_features, block_expansion * 2 ** (i + 1))
                                      for i in range(num_down_blocks)]
         self.first = SameBlock(image_channel, block_expansion, kernel_size=7)
-        self.down = nn.Sequential(*[DownBlock(chans[i], chans[i + 1]) for i in range(num_down_blocks)])
+        self.down = nn.ModuleList(DownBlock(chans[i], chans[i + 1]) for i in range(num_down_blocks))
         self.to_volume = nn.Conv2d(chans[-1], feature_channel * reshape_depth, kernel_size=1)
         self.resblocks_3d = nn.Sequential(*[ResBlock(feature_channel, dim=3) for _ in range(num_resblocks)])
         self.dense_motion = DenseMotionNetwork(num_kp=num_kp, feature_channel=feature_channel,
@@ -46,18 +51,21 @@ class OcclusionAwareGenerator(nn.Module):
         self.from_volume = SameBlock(feature_channel * reshape_depth, chans[-1], kernel_size=3)
         self.refine = nn.Conv2d(chans[-1], chans[-1], kernel_size=1)
         self.resblocks_2d = nn.Sequential(*[ResBlock(chans[-1]) for _ in range(num_resblocks)])
-        self.up = nn.Sequential(*[UpBlock(chans[i + 1], chans[i]) for i in reversed(range(num_down_blocks))])
-        self.final = nn.Conv2d(block_expansion, image_channel, kernel_size=7, padding=3)
+        skip = 2 if warped_skips else 1  # decoder inputs grow by the concatenated warped skip
+        self.up = nn.ModuleList(UpBlock(chans[i + 1] * (skip if i + 1 < num_down_blocks else 1), chans[i])
+                                for i in reversed(range(num_down_blocks)))
+        self.final = nn.Conv2d(block_expansion * skip, image_channel, kernel_size=7, padding=3)
         #: channels of ``F_refine`` (input of the vertex head)
         self.refine_channels = chans[-1]
 
     def encode_source(self, source):
-        """Texture feature volume of the key-reference frame (compute once per key frame).
+        """Texture features of the key-reference frame (compute once per key frame).
 
         Args:
             source: (B, 3, H, W) in [0, 1].
         Returns:
-            (B, C, D, H / 2**n, W / 2**n) feature volume.
+            dict with 'volume' (B, C, D, H / 2**n, W / 2**n) and, with ``warped_skips``, 'skips': the 2D encoder
+            features [(B, c_0, H, W), (B, c_1, H / 2, W / 2), ...] of the finer resolutions.
         Raises:
             ValueError: H or W not divisible by 2**num_down_blocks.
         """
@@ -65,34 +73,62 @@ class OcclusionAwareGenerator(nn.Module):
         factor = 2 ** self.num_down_blocks
         check_divisible(h, factor, 'generator input height')
         check_divisible(w, factor, 'generator input width')
-        out = self.to_volume(self.down(self.first(source)))
+        skips = [self.first(source)]
+        for block in self.down:
+            skips.append(block(skips[-1]))
+        out = self.to_volume(skips.pop())
         volume = out.view(b, self.feature_channel, self.reshape_depth, h // factor, w // factor)
-        return self.resblocks_3d(volume)
+        features = {'volume': self.resblocks_3d(volume)}
+        if self.warped_skips:
+            features['skips'] = skips
+        return features
 
-    def render(self, feature_volume, kp_source, kp_driving):
-        """Warp the source feature volume towards the driving keypoints and decode (Eqs. 2-6).
+    def render(self, source_features, kp_source, kp_driving):
+        """Warp the source features towards the driving keypoints and decode (Eqs. 2-6).
 
         Args:
-            feature_volume: (B, C, D, h, w) from :meth:`encode_source`.
-            kp_source, kp_driving: ``{'value': (B, K, 3)}`` keypoints in [-1, 1].
+            source_features: from :meth:`encode_source`, batch B or 1 (a single key frame is broadcast to the
+                batch of ``kp_driving``).
+            kp_source, kp_driving: ``{'value': (B, K, 3)}`` keypoints in [-1, 1] (``kp_source`` may have batch 1).
         Returns:
             dict with 'prediction' (B, 3, H, W) in [0, 1]; 'F_refine' (B, C2, h, w); 'deformation'
-            (B, D, h, w, 3); 'occlusion_map' (B, 1, h, w) in [0, 1]; 'mask' (B, K + 1, D, h, w);
+            (B, D, h, w, 3); 'occlusion_map' (B, 1, h, w) in [0, 1]; 'mask' (B, K + 1, D, h', w');
             'sparse_motion' and 'sparse_deformed' (the K + 1 warped compressed volumes).
         """
-        motion = self.dense_motion(feature_volume, kp_source, kp_driving)
-        warped = F.grid_sample(feature_volume, motion['deformation'], align_corners=ALIGN_CORNERS)
+        n = kp_driving['value'].shape[0]
+        volume = source_features['volume']
+        volume = volume.expand(n, *volume.shape[1:])
+        kp_source = {'value': kp_source['value'].expand(n, -1, -1)}
+        motion = self.dense_motion(volume, kp_source, kp_driving)
+        warped = F.grid_sample(volume, motion['deformation'], align_corners=ALIGN_CORNERS)
         flat = self.from_volume(warped.flatten(1, 2))
         f_refine = self.refine(flat) * motion['occlusion_map']  # Eq. 5
-        out = self.up(self.resblocks_2d(f_refine))
+        out = self.resblocks_2d(f_refine)
+        skips = [s.expand(n, *s.shape[1:]) for s in source_features.get('skips', [])]
+        for block in self.up:
+            out = block(out)
+            if skips:
+                skip = skips.pop()
+                flow = self.flow_2d(motion['deformation'], skip.shape[2:])
+                occlusion = F.interpolate(motion['occlusion_map'], size=skip.shape[2:], mode='bilinear',
+                                          align_corners=ALIGN_CORNERS)
+                warped_skip = F.grid_sample(skip, flow, align_corners=ALIGN_CORNERS) * occlusion
+                out = torch.cat([out, warped_skip], dim=1)
         prediction = torch.sigmoid(self.final(out))  # Eq. 6
         return dict(motion, prediction=prediction, F_refine=f_refine)
+
+    @staticmethod
+    def flow_2d(deformation, size):
+        """Depth-averaged (x, y) of a 3D ``deformation`` (B, D, h, w, 3), resized to ``size`` = (H, W):
+        a 2D sampling grid (B, H, W, 2) in normalised coordinates."""
+        flow = deformation[..., :2].mean(dim=1).permute(0, 3, 1, 2)
+        flow = F.interpolate(flow, size=tuple(size), mode='bilinear', align_corners=ALIGN_CORNERS)
+        return flow.permute(0, 2, 3, 1)
 
     def forward(self, source, kp_source, kp_driving):
         """``render(encode_source(source), ...)`` plus 'deformed': the source image warped by the depth-averaged
         deformation (B, 3, H, W), for visualisation only."""
         out = self.render(self.encode_source(source), kp_source, kp_driving)
-        flow = out['deformation'][..., :2].mean(dim=1).permute(0, 3, 1, 2)
-        flow = F.interpolate(flow, size=source.shape[2:], mode='bilinear', align_corners=ALIGN_CORNERS)
-        out['deformed'] = F.grid_sample(source, flow.permute(0, 2, 3, 1), align_corners=ALIGN_CORNERS)
+        flow = self.flow_2d(out['deformation'], source.shape[2:])
+        out['deformed'] = F.grid_sample(source, flow, align_corners=ALIGN_CORNERS)
         return out

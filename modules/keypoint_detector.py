@@ -4,7 +4,6 @@ The frame is downsampled (anti-aliased), encoded by 2D convolutions, reshaped in
 3D hourglass into one heatmap per keypoint over a (D, h, w) grid, normalised by a softmax with a temperature, and
 reduced to a keypoint by soft-argmax (the expectation of the grid coordinates under the heatmap).
 """
-import torch
 import torch.nn.functional as F
 from torch import nn
 

@@ -39,8 +39,13 @@ def test_all_configs_build():
         assert set(nets) == {'kp_detector', 'generator', 'vertex_head', 'discriminator'}
 
 
-def test_shapes_and_ranges(tiny, sample_frames):
+@pytest.mark.parametrize('warped_skips', [True, False])
+def test_shapes_and_ranges(tiny, sample_frames, warped_skips):
     config, nets = tiny
+    if not warped_skips:  # the paper's generator (config/ted384.yaml): all texture passes the 3D volume
+        config = {**config, 'model_params': {**config['model_params'], 'generator_params': {
+            **config['model_params']['generator_params'], 'warped_skips': False}}}
+        nets = build_networks(config)
     frames = sample_frames(64)  # (T, 3, 64, 64) real frames in [0, 1]
     source, driving = frames[:2], frames[-2:]
     with torch.no_grad():
@@ -89,7 +94,11 @@ def test_render_equals_forward(tiny, sample_frames):
         kp_d = {'value': kp['value'].flip(0)}
         a = gen(frames, kp, kp_d)['prediction']
         b = gen.render(gen.encode_source(frames), kp, kp_d)['prediction']
+        # one key frame's features and keypoints broadcast to a batch of driving keypoints
+        c = gen.render(gen.encode_source(frames[:1]), {'value': kp['value'][:1]}, kp_d)['prediction']
     torch.testing.assert_close(a, b)
+    torch.testing.assert_close(c[0], gen(frames[:1], {'value': kp['value'][:1]}, {'value': kp_d['value'][:1]})[
+        'prediction'][0])
 
 
 def test_vertex_loss_ignores_unlabelled():
