@@ -43,3 +43,18 @@ def tiny_config():
         config = yaml.safe_load(handle)
     config['dataset_params']['root_dir'] = str(REPO_ROOT / config['dataset_params']['root_dir'])
     return config
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory):
+    """Path of a checkpoint of randomly initialised config/test-tiny.yaml networks (seed 0, checkpoint format of
+    modules/build.py)."""
+    from modules.build import build_networks
+    with open(REPO_ROOT / 'config' / 'test-tiny.yaml') as handle:
+        config = yaml.safe_load(handle)
+    torch.manual_seed(0)
+    nets = build_networks(config)
+    path = tmp_path_factory.mktemp('tiny_checkpoint') / 'tiny.pth'
+    torch.save({'config': config, 'epoch': 0, 'iteration': 0,
+                **{name: net.state_dict() for name, net in nets.items()}}, path)
+    return str(path)

@@ -94,10 +94,20 @@ def main():
     parser.add_argument('--checkpoint', default='best.pth', help='file name inside --log-dir (default best.pth)')
     parser.add_argument('--out', required=True)
     parser.add_argument('--limitations', help='markdown file with the limitations section')
+    parser.add_argument('--config', help='store this config file instead of the run\'s (it must describe the same '
+                                         'model and data; e.g. to add codec_params / rd_params written later)')
     args = parser.parse_args()
 
     source = os.path.join(args.log_dir, args.checkpoint)
     ckpt = torch.load(source, map_location='cpu', weights_only=True)
+    if args.config:
+        with open(args.config) as handle:
+            config = yaml.safe_load(handle)
+        for section in ('model_params', 'dataset_params'):
+            if config[section] != ckpt['config'][section]:
+                raise ValueError(f"--config {args.config}: its {section} differ from the run's; export the run's "
+                                 f"own config instead")
+        ckpt['config'] = config
     exported = {k: ckpt[k] for k in ('config', 'epoch', 'iteration', 'validation') + INFERENCE_NETWORKS if k in ckpt}
     atomic_output(args.out, lambda tmp: torch.save(exported, tmp))
     models = load_inference_models(args.out)  # proves the export loads
