@@ -33,6 +33,9 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torch.utils.data import Dataset
 
+# one exception for every unreadable video, frame folder, strip or label file (data tools and training alike)
+from tools.video_io import VideoReadError
+
 LOG = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.webm', '.mkv', '.gif')
@@ -41,10 +44,6 @@ STRIP_EXTENSIONS = ('.png', '.jpg')
 
 # Frame index per video file, keyed by (path, size, mtime): built once per process from the packets, never by decoding.
 _VIDEO_INDEX_CACHE = {}
-
-
-class VideoReadError(RuntimeError):
-    """A video, frame folder, strip or label file cannot be read; the message names the file and the fix."""
 
 
 def _bad_file(path, reason):

@@ -24,6 +24,7 @@ import numpy as np
 from coding import vvc as vvc_lib
 from coding.bitstream import write_atomic
 from coding.codec import Decoder, Encoder, read_video
+from tools.video_io import atomic_path, write_video
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -85,10 +86,9 @@ def plot_keypoints(keypoints, key_frame, path):
                      color=colours[i], lw=1.5)
     axes[3].set(title='x-y paths over the key frame', xticks=[], yticks=[])
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format='png')
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='cpu', crop='person'):
@@ -111,7 +111,6 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
     """
     from evaluation.metrics import MetricSuite
     from evaluation.vertices import write_overlay
-    from tools.video_io import write_video
 
     os.makedirs(out_dir, exist_ok=True)
     encoder = Encoder(checkpoint, device=device, qp=qp)
@@ -154,9 +153,8 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
             for o, d, a in zip(frames, decoded, anchor.frames))
     write_video(os.path.join(out_dir, 'side_by_side.mp4'), side, fps, crf=10)
     write_overlay(os.path.join(out_dir, 'vertices.mp4'), decoded, vertices, None, None, fps)
-    with open(os.path.join(out_dir, 'vertices.npz.tmp'), 'wb') as handle:
+    with atomic_path(os.path.join(out_dir, 'vertices.npz')) as tmp, open(tmp, 'wb') as handle:
         np.savez(handle, vertices=vertices.astype(np.float32))
-    os.replace(os.path.join(out_dir, 'vertices.npz.tmp'), os.path.join(out_dir, 'vertices.npz'))
     plot_keypoints(keypoints, encoder.key_frame, os.path.join(out_dir, 'keypoints.png'))
 
     report = {
@@ -173,10 +171,8 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
                             'pooled mean); VVenC QPs are nominal (not VTM QPs)',
         'machine': f'{platform.node()} {platform.machine()}, {os.cpu_count()} cores', 'date': time.strftime('%Y-%m-%d %H:%M'),
     }
-    tmp = os.path.join(out_dir, 'report.json.tmp')
-    with open(tmp, 'w') as handle:
+    with atomic_path(os.path.join(out_dir, 'report.json')) as tmp, open(tmp, 'w') as handle:
         json.dump(report, handle, indent=2)
-    os.replace(tmp, os.path.join(out_dir, 'report.json'))
     return report
 
 

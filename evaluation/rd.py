@@ -423,6 +423,23 @@ def _fmt(value, digits=3):
     return f'{value:.{digits}f}' if abs(value) < 1000 else f'{value:.0f}'
 
 
+def _bd_table(bd_rates, curves, metrics, note_prefix):
+    """Markdown lines of one BD-rate table (one row per codec, one column per metric) and its n/a notes."""
+    lines = ['| codec | ' + ' | '.join(quality_label(m) for m in metrics) + ' |', '|---' * (len(metrics) + 1) + '|']
+    notes = []
+    for curve, table in bd_rates.items():
+        cells = []
+        for metric in metrics:
+            entry = table[metric]
+            if entry['value'] is None:
+                notes.append(f"{curves[curve]['label']}, {quality_label(metric)}: {entry['reason']}")
+                cells.append(f'n/a [{note_prefix}{len(notes)}]')
+            else:
+                cells.append(f"{entry['value']:+.1f} %")
+        lines.append(f"| {curves[curve]['label']} | " + ' | '.join(cells) + ' |')
+    return lines + [''] + [f'[{note_prefix}{i}] {note}' for i, note in enumerate(notes, 1)]
+
+
 def render_summary(summary, context, plotted):
     """summary.md text: context, Table 1 (BD-rate vs the anchor), mean rate / quality per QP, notes."""
     metrics = summary['metrics']
@@ -439,37 +456,10 @@ def render_summary(summary, context, plotted):
              'negative = bits saved against the VVC anchor.', '', '## Metric protocol', '']
     lines += [f'- {line}' for line in context['protocol']]
     lines += ['', '## BD-rate against the VVC anchor (test-set average curves)', '']
-    notes = []
     if summary['bd_rate']:
-        lines.append('| codec | ' + ' | '.join(quality_label(m) for m in metrics) + ' |')
-        lines.append('|---' * (len(metrics) + 1) + '|')
-        for curve, table in summary['bd_rate'].items():
-            cells = []
-            for metric in metrics:
-                entry = table[metric]
-                if entry['value'] is None:
-                    notes.append(f"{summary['curves'][curve]['label']}, {quality_label(metric)}: {entry['reason']}")
-                    cells.append(f'n/a [{len(notes)}]')
-                else:
-                    cells.append(f"{entry['value']:+.1f} %")
-            lines.append(f"| {summary['curves'][curve]['label']} | " + ' | '.join(cells) + ' |')
-        lines += [''] + [f'[{i}] {note}' for i, note in enumerate(notes, 1)]
+        lines += _bd_table(summary['bd_rate'], summary['curves'], metrics, '')
         lines += ['', '### Per sequence, then averaged (JVET style)', '']
-        per_metrics = [m for m in metrics if m != 'fvd']
-        lines.append('| codec | ' + ' | '.join(quality_label(m) for m in per_metrics) + ' |')
-        lines.append('|---' * (len(per_metrics) + 1) + '|')
-        notes = []
-        for curve, table in summary['bd_rate_per_sequence'].items():
-            cells = []
-            for metric in per_metrics:
-                entry = table[metric]
-                if entry['value'] is None:
-                    notes.append(f"{summary['curves'][curve]['label']}, {quality_label(metric)}: {entry['reason']}")
-                    cells.append(f'n/a [s{len(notes)}]')
-                else:
-                    cells.append(f"{entry['value']:+.1f} %")
-            lines.append(f"| {summary['curves'][curve]['label']} | " + ' | '.join(cells) + ' |')
-        lines += [''] + [f'[s{i}] {note}' for i, note in enumerate(notes, 1)]
+        lines += _bd_table(summary['bd_rate_per_sequence'], summary['curves'], [m for m in metrics if m != 'fvd'], 's')
     else:
         lines.append('No VVC anchor in this run: no BD-rate.')
     lines += ['', '## Mean rate and quality per QP (mean over sequences)', '']

@@ -15,7 +15,6 @@ Writes (atomically):
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import matplotlib
@@ -26,23 +25,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from logger import atomic_write  # noqa: E402
 from modules.build import INFERENCE_NETWORKS, load_inference_models  # noqa: E402
-
-
-def atomic_output(path, write):
-    """Call ``write(temporary_path)`` and rename the result to ``path`` (same folder), so a killed run never leaves
-    a partial file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, suffix=os.path.splitext(path)[1])
-    os.close(handle)
-    os.chmod(temporary, 0o644)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def read_scalars(log_dir):
@@ -84,7 +68,7 @@ def plot_curves(scalars, path):
         ax.plot(steps, values, marker='o')
         ax.set(title=tag, xlabel='iteration')
     fig.tight_layout()
-    atomic_output(path, lambda tmp: fig.savefig(tmp, dpi=100, format='png'))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format='png'))
     plt.close(fig)
 
 
@@ -109,7 +93,7 @@ def main():
                                  f"own config instead")
         ckpt['config'] = config
     exported = {k: ckpt[k] for k in ('config', 'epoch', 'iteration', 'validation') + INFERENCE_NETWORKS if k in ckpt}
-    atomic_output(args.out, lambda tmp: torch.save(exported, tmp))
+    atomic_write(args.out, lambda tmp: torch.save(exported, tmp))
     models = load_inference_models(args.out)  # proves the export loads
 
     stem = os.path.splitext(args.out)[0]
@@ -150,7 +134,7 @@ def main():
     ]
     if limitations:
         lines += ['', '## Limitations', '', limitations]
-    atomic_output(stem + '.md', lambda tmp: open(tmp, 'w').write('\n'.join(lines) + '\n'))
+    atomic_write(stem + '.md', lambda tmp: open(tmp, 'w').write('\n'.join(lines) + '\n'))
     print(f"wrote {args.out}, {stem}.md, {stem}_curves.png")
 
 
