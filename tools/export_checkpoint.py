@@ -41,6 +41,42 @@ def read_scalars(log_dir):
     return out
 
 
+def lineage(log_dir):
+    """The chain of training runs behind ``log_dir``: this run, then the run it was fine-tuned from (named on the
+    first line of its ``log.txt`` by ``train.py``), and so on.
+
+    Returns: list of dicts (newest first) with 'log_dir', 'parent' (checkpoint path or None), 'epochs',
+    'iterations' (int, from the per-epoch lines of log.txt), 'hours' (first to last tensorboard event) and 'config'
+    (the run's config.yaml as a dict, None if absent).
+    """
+    chain = []
+    while log_dir and os.path.isdir(log_dir) and log_dir not in [c['log_dir'] for c in chain]:
+        with open(os.path.join(log_dir, 'log.txt')) as handle:
+            lines = handle.read().splitlines()
+        epochs = [line for line in lines if line.startswith('epoch ')]
+        parent = next((line.split()[2] for line in lines if line.startswith('fine-tuning from ')), None)
+        walls = [w for _, _, ws in read_scalars(log_dir).values() for w in ws]
+        config_path = os.path.join(log_dir, 'config.yaml')
+        config = yaml.safe_load(open(config_path)) if os.path.isfile(config_path) else None
+        chain.append({'log_dir': log_dir, 'parent': parent, 'epochs': len(epochs),
+                      'iterations': int(epochs[-1].split()[3].rstrip(':')) if epochs else 0,
+                      'hours': (max(walls) - min(walls)) / 3600 if walls else 0.0, 'config': config})
+        log_dir = os.path.dirname(parent) if parent else None
+    return chain
+
+
+def config_changes(old, new, prefix=''):
+    """Dotted keys whose values differ between two config dicts (list of 'key: old -> new')."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += config_changes(a, b, f'{prefix}{key}.')
+        elif a != b:
+            changes.append(f'{prefix}{key}: {a} -> {b}')
+    return changes
+
+
 def smooth(values, window):
     """Trailing moving average (list of float) -> list of the same length."""
     out, total = [], 0.0
@@ -105,6 +141,16 @@ def main():
     train_dir = os.path.join(data['root_dir'], 'train')
     clips = sorted(os.path.splitext(f)[0] for f in os.listdir(train_dir)) if os.path.isdir(train_dir) else []
     validation = ckpt.get('validation', {})
+    chain = lineage(args.log_dir)
+    runs = ['', '## Training runs (newest first; each fine-tuned from the previous one\'s checkpoint)', '',
+            '| run | epochs | iterations | hours | config changes against its parent |', '|---|---|---|---|---|']
+    for run, parent in zip(chain, chain[1:] + [None]):
+        changes = (config_changes(parent['config'], run['config'])
+                   if parent and parent['config'] and run['config'] else [])
+        runs.append(f"| `{run['log_dir']}` | {run['epochs']} | {run['iterations']} | {run['hours']:.2f} | "
+                    + ('; '.join(changes) or '-') + ' |')
+    runs.append(f"| total | {sum(r['epochs'] for r in chain)} | {sum(r['iterations'] for r in chain)} | "
+                f"{sum(r['hours'] for r in chain):.2f} | |")
     limitations = open(args.limitations).read().strip() if args.limitations else ''
     lines = [
         f"# `{os.path.basename(args.out)}`",
@@ -116,7 +162,7 @@ def main():
         f"- Model: frame {data['frame_shape'][0]}x{data['frame_shape'][1]}, "
         f"{config['model_params']['common_params']['num_kp']} 3D keypoints, "
         f"{config['model_params']['vertex_head_params']['num_vertices']} vertices.",
-        f"- Training: epoch {ckpt['epoch'] + 1} of {config['train_params']['num_epochs']}, "
+        f"- Last run: epoch {ckpt['epoch'] + 1} of {config['train_params']['num_epochs']}, "
         f"{ckpt.get('iteration', 0)} iterations at batch {config['train_params']['batch_size']}"
         + (f", {(max(walls) - min(walls)) / 3600:.2f} h wall time (first to last logged event)" if walls else '')
         + '.',
@@ -124,7 +170,8 @@ def main():
         + ', '.join(f"{k} {v:.4f}" for k, v in validation.items()) + '.',
         f"- Data: `{data['root_dir']}` ({len(clips)} training clips): {', '.join(clips)}.",
         '',
-        f"![curves]({os.path.basename(stem)}_curves.png)",
+        f"![curves]({os.path.basename(stem)}_curves.png) (last run)",
+    ] + runs + [
         '',
         '## Config',
         '',
