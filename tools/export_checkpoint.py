@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from logger import atomic_write  # noqa: E402
 from modules.build import INFERENCE_NETWORKS, load_inference_models  # noqa: E402
+from modules.util import num_parameters  # noqa: E402
 
 
 def read_scalars(log_dir):
@@ -161,7 +162,8 @@ def main():
         f"discriminator or optimizer states). Weights id `{models.weights_id.hex()}`.",
         f"- Model: frame {data['frame_shape'][0]}x{data['frame_shape'][1]}, "
         f"{config['model_params']['common_params']['num_kp']} 3D keypoints, "
-        f"{config['model_params']['vertex_head_params']['num_vertices']} vertices.",
+        f"{config['model_params']['vertex_head_params']['num_vertices']} vertices; parameters: "
+        + ', '.join(f"{name} {num_parameters(getattr(models, name)):,}" for name in INFERENCE_NETWORKS) + '.',
         f"- Last run: epoch {ckpt['epoch'] + 1} of {config['train_params']['num_epochs']}, "
         f"{ckpt.get('iteration', 0)} iterations at batch {config['train_params']['batch_size']}"
         + (f", {(max(walls) - min(walls)) / 3600:.2f} h wall time (first to last logged event)" if walls else '')
