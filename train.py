@@ -36,11 +36,22 @@ OPTIMIZED_NETWORKS = {'generator': ('generator', 'vertex_head'), 'kp_detector': 
                       'discriminator': ('discriminator',)}
 
 
+#: settings that do not change what is trained: a config differing only in these still resumes a run
+RESUME_INDEPENDENT = {'train_params': ('num_epochs', 'dataloader_workers'), 'dataset_params': ('cache_frames',)}
+RESUME_INDEPENDENT_SECTIONS = ('codec_params', 'rd_params', 'visualizer_params')
+
+
 def is_resume(config, checkpoint_config):
-    """True when ``config`` continues the run of ``checkpoint_config``: equal except ``train_params.num_epochs``."""
+    """True when ``config`` continues the run of ``checkpoint_config``: equal except the settings that do not change
+    what is trained (``RESUME_INDEPENDENT``: epoch count, data-loading speed; codec, evaluation and visualisation
+    sections)."""
     def comparable(cfg):
         cfg = copy.deepcopy(cfg)
-        cfg.get('train_params', {}).pop('num_epochs', None)
+        for section, keys in RESUME_INDEPENDENT.items():
+            for key in keys:
+                cfg.get(section, {}).pop(key, None)
+        for section in RESUME_INDEPENDENT_SECTIONS:
+            cfg.pop(section, None)
         return cfg
     return comparable(config) == comparable(checkpoint_config)
 

@@ -259,3 +259,18 @@ def test_paired_dataset(samples_dir, tmp_path):
     listed.write_text('source,driving\nhead04,nobody\n')
     with pytest.raises(ValueError, match='nobody'):
         PairedDataset(test, pairs_list=listed)
+
+
+def test_frame_cache_gives_the_same_items(samples_dir):
+    kwargs = dict(frame_shape=(64, 64, 3), is_train=False)
+    plain = FramesDataset(samples_dir, **kwargs)
+    cached = FramesDataset(samples_dir, cache_frames=True, **kwargs)
+    for index in range(len(plain)):
+        for _ in range(2):  # the second read is served from memory
+            a, b = plain[index], cached[index]
+            assert (a['source'] - b['source']).abs().max() <= 0.5 / 255 + 1e-6
+            assert (a['driving'] - b['driving']).abs().max() <= 0.5 / 255 + 1e-6
+        clip_a, clip_b = plain.read_clip(index, 5), cached.read_clip(index, 5)
+        assert clip_a['frame_indices'].tolist() == clip_b['frame_indices'].tolist()
+        assert (clip_a['video'] - clip_b['video']).abs().max() <= 0.5 / 255 + 1e-6
+    assert len(cached.cache) == len(plain)

@@ -1,4 +1,5 @@
 """Training on the bundled real clips with config/test-tiny.yaml: overfitting, DDP, checkpoints, resume, fine-tune."""
+import copy
 import math
 
 import pytest
@@ -159,3 +160,16 @@ def test_fine_tune_loads_matching_weights(tiny_config):
             assert torch.equal(target.networks[name].state_dict()[key], value), f'{name}.{key}'
     assert torch.equal(target.networks['vertex_head'].state_dict()['project.2.weight'],
                        source['vertex_head']['project.2.weight'])
+
+
+def test_resume_ignores_settings_that_do_not_change_training(tiny_config):
+    from train import is_resume
+    changed = copy.deepcopy(tiny_config)
+    changed['train_params']['num_epochs'] += 5
+    changed['train_params']['dataloader_workers'] = 3
+    changed['dataset_params']['cache_frames'] = True
+    changed['codec_params'] = {'kp_step': 0.02}
+    changed['rd_params'] = {'num_frames': 10}
+    assert is_resume(changed, tiny_config)
+    changed['train_params']['loss_weights']['vertex'] = 0
+    assert not is_resume(changed, tiny_config)
