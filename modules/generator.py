@@ -29,17 +29,22 @@ class OcclusionAwareGenerator(nn.Module):
             deformation, mask them with the occlusion map and concatenate them into the decoder (multi-scale
             warped skips, as TPSMM). False is the paper's FV2V-style generator (all texture passes the volume);
             the CPU config turns it on because the volume alone learns texture too slowly for a CPU budget.
+        blend_warped_source: the decoder also predicts a mask that blends the key-reference frame warped by the
+            depth-averaged deformation (sharp wherever the motion is right, e.g. a static background) with its
+            rendered RGB (vid2vid-style warp + hallucination). False is the paper's Eq. 6 (rendered RGB only).
     Shapes: source (B, 3, H, W) in [0, 1], H and W divisible by 2**num_down_blocks and by the dense motion
     hourglass' 2**num_blocks at the volume resolution.
     """
 
     def __init__(self, image_channel, feature_channel, num_kp, block_expansion, max_features, num_down_blocks,
-                 reshape_depth, num_resblocks, dense_motion_params, warped_skips=False, **kwargs):
+                 reshape_depth, num_resblocks, dense_motion_params, warped_skips=False,
+                 blend_warped_source=False, **kwargs):
         super().__init__()
         self.feature_channel = feature_channel
         self.reshape_depth = reshape_depth
         self.num_down_blocks = num_down_blocks
         self.warped_skips = warped_skips
+        self.blend_warped_source = blend_warped_source
         chans = [block_expansion] + [min(max_features, block_expansion * 2 ** (i + 1))
                                      for i in range(num_down_blocks)]
         self.first = SameBlock(image_channel, block_expansion, kernel_size=7)
@@ -54,7 +59,8 @@ class OcclusionAwareGenerator(nn.Module):
         skip = 2 if warped_skips else 1  # decoder inputs grow by the concatenated warped skip
         self.up = nn.ModuleList(UpBlock(chans[i + 1] * (skip if i + 1 < num_down_blocks else 1), chans[i])
                                 for i in reversed(range(num_down_blocks)))
-        self.final = nn.Conv2d(block_expansion * skip, image_channel, kernel_size=7, padding=3)
+        self.final = nn.Conv2d(block_expansion * skip, image_channel + int(blend_warped_source), kernel_size=7,
+                               padding=3)
         #: channels of ``F_refine`` (input of the vertex head)
         self.refine_channels = chans[-1]
 
@@ -64,8 +70,9 @@ class OcclusionAwareGenerator(nn.Module):
         Args:
             source: (B, 3, H, W) in [0, 1].
         Returns:
-            dict with 'volume' (B, C, D, H / 2**n, W / 2**n) and, with ``warped_skips``, 'skips': the 2D encoder
-            features [(B, c_0, H, W), (B, c_1, H / 2, W / 2), ...] of the finer resolutions.
+            dict with 'volume' (B, C, D, H / 2**n, W / 2**n); with ``warped_skips``, 'skips': the 2D encoder
+            features [(B, c_0, H, W), (B, c_1, H / 2, W / 2), ...] of the finer resolutions; with
+            ``blend_warped_source``, 'image': the source itself.
         Raises:
             ValueError: H or W not divisible by 2**num_down_blocks.
         """
@@ -81,6 +88,8 @@ class OcclusionAwareGenerator(nn.Module):
         features = {'volume': self.resblocks_3d(volume)}
         if self.warped_skips:
             features['skips'] = skips
+        if self.blend_warped_source:
+            features['image'] = source
         return features
 
     def render(self, source_features, kp_source, kp_driving):
@@ -93,7 +102,9 @@ class OcclusionAwareGenerator(nn.Module):
         Returns:
             dict with 'prediction' (B, 3, H, W) in [0, 1]; 'F_refine' (B, C2, h, w); 'deformation'
             (B, D, h, w, 3); 'occlusion_map' (B, 1, h, w) in [0, 1]; 'mask' (B, K + 1, D, h', w');
-            'sparse_motion' and 'sparse_deformed' (the K + 1 warped compressed volumes).
+            'sparse_motion' and 'sparse_deformed' (the K + 1 warped compressed volumes); with
+            ``blend_warped_source``, 'deformed' (B, 3, H, W), the warped source, and 'blend_mask' (B, 1, H, W) in
+            [0, 1], its weight in the prediction.
         """
         n = kp_driving['value'].shape[0]
         volume = source_features['volume']
@@ -114,8 +125,18 @@ class OcclusionAwareGenerator(nn.Module):
                                           align_corners=ALIGN_CORNERS)
                 warped_skip = F.grid_sample(skip, flow, align_corners=ALIGN_CORNERS) * occlusion
                 out = torch.cat([out, warped_skip], dim=1)
-        prediction = torch.sigmoid(self.final(out))  # Eq. 6
-        return dict(motion, prediction=prediction, F_refine=f_refine)
+        out = self.final(out)
+        result = dict(motion, F_refine=f_refine)
+        if self.blend_warped_source:
+            image = source_features['image'].expand(n, -1, -1, -1)
+            deformed = F.grid_sample(image, self.flow_2d(motion['deformation'], image.shape[2:]),
+                                     align_corners=ALIGN_CORNERS)
+            mask = torch.sigmoid(out[:, -1:])
+            result.update(deformed=deformed, blend_mask=mask,
+                          prediction=mask * deformed + (1 - mask) * torch.sigmoid(out[:, :-1]))
+        else:
+            result['prediction'] = torch.sigmoid(out)  # Eq. 6
+        return result
 
     @staticmethod
     def flow_2d(deformation, size):
@@ -129,6 +150,7 @@ class OcclusionAwareGenerator(nn.Module):
         """``render(encode_source(source), ...)`` plus 'deformed': the source image warped by the depth-averaged
         deformation (B, 3, H, W), for visualisation only."""
         out = self.render(self.encode_source(source), kp_source, kp_driving)
-        flow = self.flow_2d(out['deformation'], source.shape[2:])
-        out['deformed'] = F.grid_sample(source, flow, align_corners=ALIGN_CORNERS)
+        if 'deformed' not in out:
+            flow = self.flow_2d(out['deformation'], source.shape[2:])
+            out['deformed'] = F.grid_sample(source, flow, align_corners=ALIGN_CORNERS)
         return out

@@ -1,4 +1,5 @@
 """Shapes, ranges and invariants of the Sparse2Dense networks and losses (modules/)."""
+import copy
 import os
 
 import numpy as np
@@ -39,12 +40,12 @@ def test_all_configs_build():
         assert set(nets) == {'kp_detector', 'generator', 'vertex_head', 'discriminator'}
 
 
-@pytest.mark.parametrize('warped_skips', [True, False])
-def test_shapes_and_ranges(tiny, sample_frames, warped_skips):
+@pytest.mark.parametrize('cpu_options', [True, False])
+def test_shapes_and_ranges(tiny, sample_frames, cpu_options):
     config, nets = tiny
-    if not warped_skips:  # the paper's generator (config/ted384.yaml): all texture passes the 3D volume
+    if not cpu_options:  # the paper's generator (config/ted384.yaml): all texture passes the 3D volume, Eq. 6
         config = {**config, 'model_params': {**config['model_params'], 'generator_params': {
-            **config['model_params']['generator_params'], 'warped_skips': False}}}
+            **config['model_params']['generator_params'], 'warped_skips': False, 'blend_warped_source': False}}}
         nets = build_networks(config)
     frames = sample_frames(64)  # (T, 3, 64, 64) real frames in [0, 1]
     source, driving = frames[:2], frames[-2:]
@@ -63,6 +64,22 @@ def test_shapes_and_ranges(tiny, sample_frames, warped_skips):
     assert 0 <= out['occlusion_map'].min() and out['occlusion_map'].max() <= 1
     torch.testing.assert_close(out['mask'].sum(1), torch.ones(2, d, 16, 16))
     assert vertices.shape == (2, config['model_params']['vertex_head_params']['num_vertices'], 2)
+    assert ('blend_mask' in out) == cpu_options
+
+
+def test_blend_with_identity_motion_returns_the_source_where_the_mask_is_one(tiny, sample_frames):
+    _, nets = tiny
+    gen = copy.deepcopy(nets['generator']).eval()
+    frames = sample_frames(64)[:1]
+    with torch.no_grad():
+        kp = nets['kp_detector'].eval()(frames)
+        features = gen.encode_source(frames)
+        torch.nn.init.zeros_(gen.final.weight)
+        gen.final.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 30.0]))  # mask logit 30: the warped source only
+        out = gen.render(features, kp, kp)
+    # equal keypoints: every sparse motion is the identity, so is their mask-weighted sum and the warped source
+    torch.testing.assert_close(out['deformed'], frames, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out['prediction'], frames, atol=1e-5, rtol=0)
 
 
 def test_equal_keypoints_give_identity_motion():
