@@ -150,8 +150,12 @@ def main():
                    if parent and parent['config'] and run['config'] else [])
         runs.append(f"| `{run['log_dir']}` | {run['epochs']} | {run['iterations']} | {run['hours']:.2f} | "
                     + ('; '.join(changes) or '-') + ' |')
-    runs.append(f"| total | {sum(r['epochs'] for r in chain)} | {sum(r['iterations'] for r in chain)} | "
+    behind = sum(r['iterations'] for r in chain[1:]) + ckpt.get('iteration', 0)
+    runs.append(f"| all runs | {sum(r['epochs'] for r in chain)} | {sum(r['iterations'] for r in chain)} | "
                 f"{sum(r['hours'] for r in chain):.2f} | |")
+    runs += ['', f"The exported weights were trained for {behind} iterations: those of the parent runs up to the "
+                 f"checkpoint each was fine-tuned from, plus {ckpt.get('iteration', 0)} of the last run (its best "
+                 f"validation L1)."]
     limitations = open(args.limitations).read().strip() if args.limitations else ''
     lines = [
         f"# `{os.path.basename(args.out)}`",

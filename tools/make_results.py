@@ -143,11 +143,13 @@ def main():
         '',
         '## Model benchmark (`benchmarks/bench_model.py`)',
         '',
-        bench_model,
+        demote(bench_model, 2),
         '',
         '## Codec benchmark (`benchmarks/bench_codec.py`)',
         '',
+        '```',
         bench_codec,
+        '```',
         '',
     ]
     tmp = args.out + '.tmp'
