@@ -45,16 +45,27 @@ def tiny_config():
     return config
 
 
-@pytest.fixture(scope='session')
-def tiny_checkpoint(tmp_path_factory):
-    """Path of a checkpoint of randomly initialised config/test-tiny.yaml networks (seed 0, checkpoint format of
-    modules/build.py)."""
+def save_tiny_checkpoint(path, seed=0, config=None):
+    """Save randomly initialised networks of ``config`` (default config/test-tiny.yaml; seed ``seed``) in the
+    checkpoint format of modules/build.py at ``path``; returns ``str(path)``."""
     from modules.build import build_networks
-    with open(REPO_ROOT / 'config' / 'test-tiny.yaml') as handle:
-        config = yaml.safe_load(handle)
-    torch.manual_seed(0)
+    if config is None:
+        with open(REPO_ROOT / 'config' / 'test-tiny.yaml') as handle:
+            config = yaml.safe_load(handle)
+    torch.manual_seed(seed)
     nets = build_networks(config)
-    path = tmp_path_factory.mktemp('tiny_checkpoint') / 'tiny.pth'
     torch.save({'config': config, 'epoch': 0, 'iteration': 0,
                 **{name: net.state_dict() for name, net in nets.items()}}, path)
     return str(path)
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint_factory():
+    """``save_tiny_checkpoint(path, seed=0, config=None)``: tiny random-weight checkpoints on demand."""
+    return save_tiny_checkpoint
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory):
+    """Path of a checkpoint of randomly initialised config/test-tiny.yaml networks (seed 0)."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp('tiny_checkpoint') / 'tiny.pth')

@@ -6,12 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 import codec as cli
 from coding import bitstream, keypoint_coder
 from coding.codec import Decoder, Encoder, read_video
-from modules.build import build_networks
 from tools.crop import CropBox, apply_crop
 from tools.video_io import probe, read_frames, write_video
 
@@ -20,21 +18,10 @@ SAMPLE = REPO / 'data' / 'samples' / 'head04.mp4'
 T = 10
 
 
-def make_checkpoint(path, seed):
-    """Randomly initialized config/test-tiny.yaml networks saved in the checkpoint format."""
-    with open(REPO / 'config' / 'test-tiny.yaml') as f:
-        config = yaml.safe_load(f)
-    torch.manual_seed(seed)
-    nets = build_networks(config)
-    torch.save({'config': config, 'epoch': 0, 'iteration': 0,
-                **{name: net.state_dict() for name, net in nets.items()}}, path)
-    return str(path)
-
-
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
+def checkpoint(tiny_checkpoint):
     torch.set_num_threads(1)
-    return make_checkpoint(tmp_path_factory.mktemp('ckpt') / 'tiny.pth', 0)
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope='module')
@@ -96,8 +83,8 @@ def test_decoding_streams_one_frame_at_a_time(checkpoint, coded, monkeypatch):
     assert len(calls) == 2
 
 
-def test_wrong_checkpoint_is_a_clear_error(coded, tmp_path):
-    other = Decoder(make_checkpoint(tmp_path / 'other.pth', 1))
+def test_wrong_checkpoint_is_a_clear_error(coded, tmp_path, tiny_checkpoint_factory):
+    other = Decoder(tiny_checkpoint_factory(tmp_path / 'other.pth', seed=1))
     with pytest.raises(bitstream.BitstreamError, match='checkpoint that was used for encoding'):
         other.decode(coded[1])
 

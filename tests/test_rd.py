@@ -13,7 +13,6 @@ import yaml
 import run
 from evaluation.rd import RDEvaluation
 from evaluation.vertices import run_vertices, to_pixels, vertex_accuracy
-from modules.build import build_networks
 from reconstruction import run_reconstruction
 
 FRAMES = 4
@@ -21,7 +20,7 @@ NUM_VERTICES = 543
 
 
 @pytest.fixture
-def rd_setup(tmp_path, tiny_config, sample_video):
+def rd_setup(tmp_path, tiny_config, sample_video, tiny_checkpoint_factory):
     data = tmp_path / 'data'
     (data / 'vertices').mkdir(parents=True)
     shutil.copy(sample_video, data / 'head04.mp4')
@@ -31,10 +30,7 @@ def rd_setup(tmp_path, tiny_config, sample_video):
     confidence[:, ::2] = 0.9
     np.savez(data / 'vertices' / 'head04.npz', vertices=rng.uniform(-0.8, 0.8, (60, NUM_VERTICES, 2)).astype(
         np.float32), confidence=confidence, teacher='test', layout='holistic-543')
-    torch.manual_seed(0)
-    networks = build_networks(tiny_config)
-    checkpoint = tmp_path / 'tiny.pth'
-    torch.save({'config': tiny_config, 'epoch': 0, **{k: v.state_dict() for k, v in networks.items()}}, checkpoint)
+    checkpoint = tiny_checkpoint_factory(tmp_path / 'tiny.pth', config=tiny_config)
     tiny_config['rd_params'] = dict(root_dir=str(data), num_frames=FRAMES, fps=25, key_qps=[32, 42],
                                     anchor_qps=[37, 47], vvc_backend='vvenc',
                                     metrics=['psnr', 'ms_ssim', 'vmaf', 'lpips_alex', 'fvd'])
