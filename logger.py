@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from modules.util import to_pixels
+
 #: networks stored in a training checkpoint, in this order
 CHECKPOINT_NETWORKS = ('kp_detector', 'generator', 'vertex_head', 'discriminator')
 
@@ -94,11 +96,6 @@ def format_weight_report(name, report):
     lines += [f"  {name}.{key}: missing from the checkpoint (new initialisation)" for key in report['missing']]
     lines += [f"  {name}.{key}: unexpected in the checkpoint (ignored)" for key in report['unexpected']]
     return lines
-
-
-def to_pixels(points, height, width):
-    """Normalized coordinates (..., 2) in [-1, 1] (x = 2 * px / (W - 1) - 1) -> pixel coordinates (..., 2)."""
-    return (np.asarray(points, dtype=np.float64) + 1) / 2 * np.array([width - 1, height - 1])
 
 
 class Visualizer:

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from evaluation.metrics import psnr_rgb
 from frames_dataset import DatasetRepeater, FramesDataset, VideoReadError
 from logger import (CHECKPOINT_NETWORKS, Logger, format_weight_report, load_checkpoint, load_matching_weights,
                     save_checkpoint)
@@ -237,8 +238,7 @@ class Trainer:
                 out = nets['generator'].render(source_features, kp_source, kp_driving)
                 error = (out['prediction'].float() - driving).abs()
                 l1 += error.mean(dim=(1, 2, 3)).tolist()
-                mse = ((out['prediction'].float() - driving) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
-                psnr += (-10 * torch.log10(mse)).tolist()
+                psnr += psnr_rgb(out['prediction'].float(), driving).tolist()
                 confidence = clip['vertex_confidence'][start:start + chunk].to(self.device)
                 if confidence.sum() > 0:
                     vertices = nets['vertex_head'](out['F_refine']).float()

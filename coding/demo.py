@@ -24,6 +24,7 @@ import numpy as np
 from coding import vvc as vvc_lib
 from coding.bitstream import write_atomic
 from coding.codec import Decoder, Encoder, read_video
+from modules.util import to_pixels
 from tools.video_io import atomic_path, write_video
 
 matplotlib.use('Agg')
@@ -79,11 +80,10 @@ def plot_keypoints(keypoints, key_frame, path):
         for i in range(k):
             axes[axis].plot(keypoints[:, i, axis], color=colours[i], lw=1)
         axes[axis].set(title=f'keypoint {name}', xlabel='frame', ylim=(-1, 1))
-    h, w = key_frame.shape[:2]
+    paths = to_pixels(keypoints[..., :2], *key_frame.shape[:2])
     axes[3].imshow(key_frame)
     for i in range(k):
-        axes[3].plot((keypoints[:, i, 0] + 1) * (w - 1) / 2, (keypoints[:, i, 1] + 1) * (h - 1) / 2,
-                     color=colours[i], lw=1.5)
+        axes[3].plot(paths[:, i, 0], paths[:, i, 1], color=colours[i], lw=1.5)
     axes[3].set(title='x-y paths over the key frame', xticks=[], yticks=[])
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -13,17 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from modules.util import to_pixels
 from tools.video_io import write_video
 
 TEACHER_COLOUR = (0, 255, 0)
 PREDICTED_COLOUR = (255, 0, 0)
-
-
-def to_pixels(vertices, height, width):
-    """Normalized vertices (..., 2) in [-1, 1] (x right, y down) -> pixel coordinates (..., 2) float64."""
-    vertices = np.asarray(vertices, dtype=np.float64)
-    scale = np.array([width - 1, height - 1], dtype=np.float64) / 2
-    return (vertices + 1) * scale
 
 
 def vertex_accuracy(predicted, teacher, confidence, height, width, min_confidence=0.5):

@@ -9,6 +9,7 @@ with x to the right, y down and z (depth) along D, stacked in the last dimension
 the order ``torch.nn.functional.grid_sample`` expects. Grids use ``linspace(-1, 1, n)`` so they match
 ``grid_sample(..., align_corners=True)``: coordinate -1 is the centre of the first pixel, +1 of the last.
 """
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,6 +35,12 @@ def make_coordinate_grid(spatial_size, dtype=torch.float32, device=None):
             else torch.zeros(1, dtype=dtype, device=device) for n in spatial_size]
     mesh = torch.meshgrid(*axes, indexing='ij')  # (z,) y, x
     return torch.stack(mesh[::-1], dim=-1)
+
+
+def to_pixels(points, height, width):
+    """Normalised coordinates (..., 2) in [-1, 1] (x right, y down; the convention of :func:`make_coordinate_grid`:
+    x = 2 * px / (W - 1) - 1) -> pixel coordinates (..., 2) as float64 numpy (0 = centre of the first pixel)."""
+    return (np.asarray(points, dtype=np.float64) + 1) / 2 * np.array([width - 1, height - 1], dtype=np.float64)
 
 
 def kp2gaussian(kp_value, spatial_size, kp_variance):
