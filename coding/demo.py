@@ -130,7 +130,6 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
         vertices.append(verts)
     decode_seconds = time.perf_counter() - start
     decoded, vertices = np.stack(decoded), np.stack(vertices)
-    _, keypoints = decoder.decode_keypoints(data)
 
     anchor, anchor_tried = _anchor_at_rate(frames, fps, account.total_bits, encoder.vvc)
     frozen = np.repeat(encoder.key_frame[None], len(frames), axis=0)
@@ -155,7 +154,8 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
     write_overlay(os.path.join(out_dir, 'vertices.mp4'), decoded, vertices, None, None, fps)
     with atomic_path(os.path.join(out_dir, 'vertices.npz')) as tmp, open(tmp, 'wb') as handle:
         np.savez(handle, vertices=vertices.astype(np.float32))
-    plot_keypoints(keypoints, encoder.key_frame, os.path.join(out_dir, 'keypoints.png'))
+    # the encoder's reconstructed keypoints are exactly the decoded ones (closed-loop integer DPCM)
+    plot_keypoints(encoder.keypoints, encoder.key_frame, os.path.join(out_dir, 'keypoints.png'))
 
     report = {
         'input': os.path.abspath(input_path), 'frames': len(frames), 'fps': float(fps),
