@@ -205,3 +205,17 @@ def test_command_line_reports_missing_split(tmp_path, raw_folder, repo_root):
     result = subprocess.run([sys.executable, '-m', 'tools.prepare_dataset', '--input', str(raw_folder), '--out',
                              str(tmp_path)], cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and 'no split given' in result.stderr
+
+
+def test_one_command_builds_clips_and_vertex_labels(samples_dir, tmp_path):
+    raw = tmp_path / 'raw'
+    raw.mkdir()
+    (raw / 'head04.mp4').symlink_to(samples_dir / 'head04.mp4')
+    out = tmp_path / 'out'
+    assert prepare_main(['--input', str(raw), '--out', str(out), '--size', '64', '--max-frames', '6',
+                         '--test-names', 'head04', '--vertices']) == 0
+    with np.load(out / 'vertices' / 'head04.npz') as labels:
+        assert labels['vertices'].shape == (6, 543, 2) and labels['confidence'].shape == (6, 543)
+        assert str(labels['teacher']) == 'holistic'
+    with pytest.raises(SystemExit):
+        prepare_main(['--input', str(raw), '--out', str(tmp_path / 'png'), '--format', 'png', '--vertices'])

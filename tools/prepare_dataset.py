@@ -334,6 +334,9 @@ def parse_args(argv=None):
     parser.add_argument('--exclude', default='', help='comma-separated clip names to leave out')
     parser.add_argument('--short-names', action='store_true', help="clip name = file stem up to the first '_'")
     parser.add_argument('--preview', action='store_true', help='write OUT/preview/<name>.png contact sheets')
+    parser.add_argument('--vertices', action='store_true',
+                        help='then label every clip with the holistic vertex teacher (tools/extract_vertices.py '
+                             '--root OUT): the training set with vertex labels in one command')
     args = parser.parse_args(argv)
     if args.ted_csv and not args.videos:
         parser.error('--ted-csv needs --videos DIR (the local source videos)')
@@ -341,6 +344,8 @@ def parse_args(argv=None):
         parser.error('--crf must be in 0..12 (0 lossless, <= 12 visually lossless)')
     if args.size < 16:
         parser.error('--size must be at least 16 pixels')
+    if args.vertices and args.format != 'mp4':
+        parser.error('--vertices labels mp4 clips: use --format mp4, or run tools/extract_vertices.py --videos')
     return args
 
 
@@ -426,7 +431,11 @@ def main(argv=None):
     for entry in report:
         if entry['status'] in ('no-person', 'unreadable', 'not-in-split'):
             print(f"  {entry['status']}: {entry['name']}: {entry['message']}")
-    return 1 if failed else 0
+    labels_failed = 0
+    if args.vertices:
+        from tools.extract_vertices import main as extract_vertices
+        labels_failed = extract_vertices(['--root', str(out)])
+    return 1 if failed or labels_failed else 0
 
 
 if __name__ == '__main__':
