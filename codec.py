@@ -33,10 +33,26 @@ sys.path.insert(0, REPO)
 from coding.bitstream import BitstreamError, write_atomic  # noqa: E402
 
 
+def _vtm_tools(args):
+    """VTM executables named on the command line (unset ones fall back to VTM_ENCODER / VTM_DECODER / VTM_CFG_DIR)."""
+    from coding.vvc import VTMTools
+    return VTMTools(encoder=getattr(args, 'vtm_encoder', None), decoder=getattr(args, 'vtm_decoder', None),
+                    cfg_dir=getattr(args, 'vtm_cfg_dir', None))
+
+
+def _add_vtm_options(parser, encoder):
+    if encoder:
+        parser.add_argument('--vtm-encoder', default=None, help='VTM EncoderApp (default: $VTM_ENCODER)')
+        parser.add_argument('--vtm-cfg-dir', default=None,
+                            help='VTM cfg/ folder with encoder_intra_vtm.cfg (default: $VTM_CFG_DIR)')
+    parser.add_argument('--vtm-decoder', default=None, help='VTM DecoderApp (default: $VTM_DECODER)')
+
+
 def encode(args):
     """``codec.py encode``: video -> .s2d; prints the bit account."""
     from coding.codec import Encoder, read_video
-    encoder = Encoder(args.checkpoint, device=args.device, kp_step=args.kp_step, qp=args.qp, vvc=args.vvc)
+    encoder = Encoder(args.checkpoint, device=args.device, kp_step=args.kp_step, qp=args.qp, vvc=args.vvc,
+                      vtm=_vtm_tools(args))
     if encoder.size[0] != encoder.size[1]:
         raise ValueError(f'the model frame size {encoder.size} is not square')
     frames, count, fps = read_video(args.input, encoder.size[0], crop='none' if args.no_crop else 'person',
@@ -63,7 +79,7 @@ def decode(args):
     from tools.video_io import atomic_path, write_video
     from PIL import Image
 
-    decoder = Decoder(args.checkpoint, device=args.device)
+    decoder = Decoder(args.checkpoint, device=args.device, vtm=_vtm_tools(args))
     stream = read(args.input)
     frames = decoder.decode(stream)
     vertices = []
@@ -118,6 +134,7 @@ def build_parser():
                      help='key-frame encoder (default: config codec_params.vvc or vvenc)')
     enc.add_argument('--no-crop', action='store_true', help='no person crop: input must be the model size')
     enc.add_argument('--device', default='cpu', help="torch device, e.g. cpu or cuda:0")
+    _add_vtm_options(enc, encoder=True)
     enc.set_defaults(func=encode)
     dec = sub.add_parser('decode', help='.s2d bitstream -> video, vertices')
     dec.add_argument('--input', required=True, help='.s2d file')
@@ -126,6 +143,7 @@ def build_parser():
     dec.add_argument('--vertices', default=None, help='write vertices (T, N, 2) to this .npz')
     dec.add_argument('--png-dir', default=None, help='also write every frame as PNG into this folder')
     dec.add_argument('--device', default='cpu', help="torch device, e.g. cpu or cuda:0")
+    _add_vtm_options(dec, encoder=False)
     dec.set_defaults(func=decode)
     dem = sub.add_parser('demo', help='encode + decode a bundled real clip and compare with VVC')
     dem.add_argument('--input', default=os.path.join(REPO, 'data', 'samples', 'head04.mp4'),

@@ -14,6 +14,7 @@ Both take frames at the model's size (``dataset_params.frame_shape``); :func:`re
 video there with the data tool's person-centred crop (:mod:`tools.crop`).
 """
 import dataclasses
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -82,10 +83,16 @@ def _model_size(config):
     return int(height), int(width)
 
 
-def _vtm_tools(config):
-    section = _codec_params(config).get('vtm') or {}
-    return vvc_lib.VTMTools(encoder=section.get('encoder'), decoder=section.get('decoder'),
-                        cfg_dir=section.get('cfg_dir'))
+def _vtm_tools(config, vtm):
+    """The caller's VTM tools; a checkpoint's ``codec_params.vtm`` is ignored (files never name programs)."""
+    section = _codec_params(config).get('vtm')
+    if section:
+        warnings.warn('ignoring codec_params.vtm in the checkpoint\'s config: VTM executables come only from '
+                      'VTM_ENCODER / VTM_DECODER / VTM_CFG_DIR or the command line, never from a file',
+                      stacklevel=3)
+    if vtm is not None and not isinstance(vtm, vvc_lib.VTMTools):
+        raise ValueError(f'vtm must be a coding.vvc.VTMTools or None, got {type(vtm).__name__}')
+    return vtm
 
 
 def _to_tensor(frames, device):
@@ -103,13 +110,15 @@ class Encoder:
             config, else 0.01.
         qp: key-frame VVC QP in [0, 63]; default ``codec_params.qp``, else 42.
         vvc: key-frame encoder 'vvenc' or 'vtm'; default ``codec_params.vvc``, else 'vvenc'.
+        vtm: coding.vvc.VTMTools naming the VTM executables (default: the VTM_* environment variables;
+            a checkpoint's ``codec_params.vtm`` is ignored).
     Attributes (after :meth:`encode`):
         account: :class:`BitAccount`. keypoints: float32 (T, K, 3) reconstructed keypoints (what the
         decoder will use). quantized: int64 (T, K, 3). key_frame: uint8 (H, W, 3) decoded key frame.
     Raises: FileNotFoundError / ValueError for a bad checkpoint or parameter.
     """
 
-    def __init__(self, checkpoint_path, device='cpu', kp_step=None, qp=None, vvc=None):
+    def __init__(self, checkpoint_path, device='cpu', kp_step=None, qp=None, vvc=None, vtm=None):
         self.models = load_inference_models(checkpoint_path, device)
         params = _codec_params(self.models.config)
         self.kp_step = float(kp_step if kp_step is not None else params.get('kp_step', DEFAULT_KP_STEP))
@@ -123,7 +132,7 @@ class Encoder:
             raise ValueError(f'unknown VVC backend {self.vvc!r}; choose one of {vvc_lib.BACKENDS}')
         self.size = _model_size(self.models.config)
         self.num_kp = self.models.config['model_params']['common_params']['num_kp']
-        self.vtm = _vtm_tools(self.models.config)
+        self.vtm = _vtm_tools(self.models.config, vtm)
         self.account = self.keypoints = self.quantized = self.key_frame = None
 
     def _check_frame(self, frame, index):
@@ -200,14 +209,16 @@ class Decoder:
     Args:
         checkpoint_path: the checkpoint the bitstream was encoded with (checked via weights_id).
         device: torch device for the generator and vertex head.
+        vtm: coding.vvc.VTMTools naming VTM's DecoderApp for 'vtm' key frames (default: $VTM_DECODER;
+            a checkpoint's ``codec_params.vtm`` is ignored).
     Raises: FileNotFoundError / ValueError for a bad checkpoint.
     """
 
-    def __init__(self, checkpoint_path, device='cpu'):
+    def __init__(self, checkpoint_path, device='cpu', vtm=None):
         self.models = load_inference_models(checkpoint_path, device)
         self.size = _model_size(self.models.config)
         self.num_kp = self.models.config['model_params']['common_params']['num_kp']
-        self.vtm = _vtm_tools(self.models.config)
+        self.vtm = _vtm_tools(self.models.config, vtm)
 
     def parse(self, data):
         """Parse a bitstream and check it fits this checkpoint.

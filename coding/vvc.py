@@ -9,8 +9,9 @@ Two backends code the same standard bitstream (raw Annex-B ``.266``):
   generative face video coding (GFVC) test conditions: an 8-bit planar YUV 4:2:0 file,
   ``-c encoder_intra_vtm.cfg`` (``encoder_lowdelay_vtm.cfg`` for sequences), ``-q QP -f T -wdt W
   -hgt H -fr FPS --InputBitDepth=8 --OutputBitDepth=8 --Level=L``; ``DecoderApp -b BIN -o REC -d 8``.
-  The executables come from arguments, else the ``VTM_ENCODER`` / ``VTM_DECODER`` environment
-  variables; the cfg files from ``VTM_CFG_DIR``.
+  The executables come from arguments (the caller's :class:`VTMTools`, e.g. ``codec.py --vtm-decoder``),
+  else the ``VTM_ENCODER`` / ``VTM_DECODER`` environment variables; the cfg files from ``VTM_CFG_DIR``.
+  Never from a checkpoint or a bitstream: a file must not name a program to run.
 
 Colour conversion (identical for both backends, done here in numpy so it is stated and exact):
 RGB <-> Y'CbCr with the ITU-R BT.601 matrix, limited ("studio") range (Y' 16..235, Cb/Cr 16..240 at
@@ -86,22 +87,30 @@ class VTMTools:
     decoder: str = None
     cfg_dir: str = None
 
-    def resolved(self):
-        """Fill unset fields from the environment and check they exist.
+    def resolved(self, need=('encoder', 'decoder', 'cfg_dir')):
+        """Fill unset fields from the environment and check the ``need``-ed ones exist.
 
-        Returns: a new VTMTools with absolute paths.
+        Args: need: the fields that must be found (decoding needs only 'decoder').
+        Returns: a new VTMTools with absolute paths (fields not needed and not found stay None).
         Raises: VVCError naming the missing piece and the variable that sets it.
         """
         fields = {}
-        for name, env in (('encoder', 'VTM_ENCODER'), ('decoder', 'VTM_DECODER'),
-                          ('cfg_dir', 'VTM_CFG_DIR')):
+        for name, env, option in (('encoder', 'VTM_ENCODER', '--vtm-encoder'),
+                                  ('decoder', 'VTM_DECODER', '--vtm-decoder'),
+                                  ('cfg_dir', 'VTM_CFG_DIR', '--vtm-cfg-dir')):
             value = getattr(self, name) or os.environ.get(env)
             if not value:
+                if name not in need:
+                    fields[name] = None
+                    continue
                 raise VVCError(f'VTM backend: no {name} given; set the {env} environment variable '
-                               f'(or the codec config) to the VTM {name}, or use the vvenc backend')
+                               f'(or codec.py {option}) to the VTM {name}, or use the vvenc backend')
             exists = os.path.isdir(value) if name == 'cfg_dir' else os.path.isfile(value)
             if not exists:
-                raise VVCError(f'VTM backend: {name} {value!r} (from {env} or config) does not exist')
+                if name not in need:
+                    fields[name] = None
+                    continue
+                raise VVCError(f'VTM backend: {name} {value!r} (from {env} or {option}) does not exist')
             fields[name] = os.path.abspath(value)
         return VTMTools(**fields)
 
@@ -314,7 +323,8 @@ def decode(bitstream, width, height, backend='vvenc', vtm=None):
     _check_backend(backend)
     with tempfile.TemporaryDirectory(prefix='s2d_vvc_') as tmp:
         if backend == 'vtm':
-            frames = _vtm_decode(bitstream, width, height, tmp, (vtm or VTMTools()).resolved())
+            frames = _vtm_decode(bitstream, width, height, tmp,
+                                 (vtm or VTMTools()).resolved(need=('decoder',)))
         else:
             frames = _vvenc_decode(bitstream, width, height, tmp)
     return frames

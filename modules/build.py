@@ -5,6 +5,7 @@ config), 'epoch', 'iteration', the state dicts 'kp_detector', 'generator', 'vert
 'discriminator' and the optimizer states. The codec and the evaluation need nothing but this file.
 """
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 
@@ -45,16 +46,24 @@ def build_networks(config):
             'discriminator': discriminator}
 
 
-def weights_id(networks):
-    """8-byte identifier of the inference weights: the first 8 bytes of a SHA-256 over the names, shapes and
-    float32 little-endian values of every parameter and buffer of kp_detector, generator and vertex_head.
+def weights_id(networks, config=None):
+    """8-byte identifier of the inference model: the first 8 bytes of a SHA-256 over the names, shapes and
+    float32 little-endian values of every parameter and buffer of kp_detector, generator and vertex_head, and,
+    when ``config`` is given, over the parts of the config that decide what the decoder computes
+    (``model_params`` and ``dataset_params.frame_shape``, as canonical JSON), so the same weights under another
+    config get another id.
 
     Args:
         networks: dict holding those three modules (or their state dicts).
+        config: the checkpoint's config dict, or None (weights only).
     Returns:
         bytes of length 8 (written into the ``.s2d`` header, checked by the decoder).
     """
     digest = hashlib.sha256()
+    if config is not None:
+        covered = {'model_params': config.get('model_params'),
+                   'frame_shape': (config.get('dataset_params') or {}).get('frame_shape')}
+        digest.update(b'config:' + json.dumps(covered, sort_keys=True, default=repr).encode() + b'\n')
     for name in INFERENCE_NETWORKS:
         net = networks[name]
         state = net.state_dict() if hasattr(net, 'state_dict') else net
@@ -111,4 +120,4 @@ def load_inference_models(checkpoint_path, device='cpu'):
         networks[name].to(device).eval()
     return InferenceModels(config=ckpt['config'], kp_detector=networks['kp_detector'],
                            generator=networks['generator'], vertex_head=networks['vertex_head'],
-                           weights_id=weights_id(networks), device=device, epoch=int(ckpt.get('epoch', -1)))
+                           weights_id=weights_id(networks, ckpt['config']), device=device, epoch=int(ckpt.get('epoch', -1)))

@@ -174,11 +174,12 @@ def test_inference_checkpoint_round_trip(tiny, tmp_path):
     path = tmp_path / 'model.pth'
     torch.save({'config': config, 'epoch': 3, **{k: v.state_dict() for k, v in nets.items()}}, path)
     models = load_inference_models(str(path), 'cpu')
-    assert models.epoch == 3 and models.weights_id == weights_id(nets) and len(models.weights_id) == 8
+    assert models.epoch == 3 and models.weights_id == weights_id(nets, config) and len(models.weights_id) == 8
     assert not models.generator.training
     changed = {k: v.state_dict() for k, v in nets.items()}
     changed['vertex_head'] = {k: v + 1 for k, v in changed['vertex_head'].items()}
-    assert weights_id(changed) != models.weights_id
+    assert weights_id(changed, config) != models.weights_id
+    assert weights_id(nets) != models.weights_id  # the id covers the config too
     torch.save({'config': config}, tmp_path / 'bad.pth')
     with pytest.raises(ValueError, match='not a Sparse2Dense checkpoint'):
         load_inference_models(str(tmp_path / 'bad.pth'))
