@@ -14,7 +14,13 @@ Protocol (fixed here, reported with every result):
       dimensions the covariances are rank-deficient: compare FVD values only under this same protocol.
 The checkpoint cannot be downloaded here: without it FVD is reported as unavailable (evaluation/weights.py).
 This module has no I3D architecture of its own; it only loads the TorchScript file.
+
+A TorchScript file is a program, not just weights: it is loaded only when its SHA-256 equals :data:`I3D_SHA256`,
+the one place where the trusted file is named. No hash published by the distributor could be verified from
+here, so the constant is unset and FVD reports itself unavailable until whoever installs the file sets it (after
+checking the file against its source).
 """
+import hashlib
 import warnings
 
 import numpy as np
@@ -22,9 +28,11 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from evaluation.weights import find_weights, missing_weights
+from evaluation.weights import Unavailable, find_weights, missing_weights
 
 I3D_FILE = 'i3d_torchscript.pt'
+#: SHA-256 (hex) of the one trusted ``i3d_torchscript.pt``; None: no file is trusted (FVD unavailable).
+I3D_SHA256 = None
 CLIP_LENGTH = 16
 I3D_SIZE = 224
 
@@ -99,10 +107,28 @@ def build_i3d(device, weights_dir=None, stride=CLIP_LENGTH):
     if unavailable is not None:
         return unavailable
     found, _ = find_weights([I3D_FILE], weights_dir)
+    path = found[I3D_FILE]
+    if I3D_SHA256 is None:
+        return Unavailable('fvd', f'{path} is TorchScript (code) and no trusted SHA-256 is pinned: verify the file '
+                                  f'and set evaluation.fvd.I3D_SHA256 to its sha256 to enable FVD')
+    actual = file_sha256(path)
+    if actual != I3D_SHA256.lower():
+        return Unavailable('fvd', f'{path} is refused: its SHA-256 {actual} is not the pinned {I3D_SHA256} '
+                                  f'(evaluation.fvd.I3D_SHA256); a TorchScript file runs code, so only the '
+                                  f'trusted file is loaded')
     with warnings.catch_warnings():          # torch marks TorchScript as deprecated; the checkpoint is TorchScript
         warnings.simplefilter('ignore', FutureWarning)
         model = torch.jit.load(str(found[I3D_FILE]), map_location=torch.device(device)).eval()
     return I3DFeatures(model, device, stride)
+
+
+def file_sha256(path):
+    """SHA-256 of a file (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def frechet_distance(features_a, features_b):

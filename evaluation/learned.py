@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from evaluation.weights import Unavailable, find_weights, hub_dir_holding, missing_weights
+from evaluation.weights import (Unavailable, WeightsFileError, find_weights, hub_dir_holding, load_state_dict_file,
+                                missing_weights, serving_state_dicts)
 
 # metric -> (trunk weight files, description)
 LEARNED_METRICS = {
@@ -62,8 +63,13 @@ def build_learned_metric(name, device, weights_dir=None):
     if unavailable is not None:
         return unavailable
     found, _ = find_weights(files, weights_dir)
+    try:    # weights_only=True: a weight file is data; one that would run code is refused here
+        state_dicts = {filename: load_state_dict_file(path) for filename, path in found.items()}
+    except WeightsFileError as err:
+        return Unavailable(name, str(err))
     # The libraries print set-up messages and emit torchvision's 'pretrained' deprecation warnings: keep quiet.
-    with hub_dir_holding(found.values()), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with hub_dir_holding(found.values()), serving_state_dicts(state_dicts), warnings.catch_warnings(), \
+            contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter('ignore')
         if name == 'dists':
             import piq

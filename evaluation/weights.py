@@ -6,6 +6,11 @@ Nothing here downloads. A weight file is looked up, in this order, in
        default ``~/.cache/torch/hub/checkpoints``), where torchvision, lpips and piq keep their downloads.
 When a file is missing the metric is reported as :class:`Unavailable` (reason + exact filename + where to put it),
 and the model is never constructed, so no library gets the chance to try the network.
+
+Weight files are data, never code: every state dict is read here with ``torch.load(weights_only=True)`` (tensors and
+plain containers only; a pickle that would build other objects is refused and the metric reported unavailable) and
+handed to the libraries through :func:`serving_state_dicts`, so torchvision / lpips / piq never unpickle a file
+themselves (``torch.hub.load_state_dict_from_url`` would do so with ``weights_only=False``).
 """
 import contextlib
 import os
@@ -97,6 +102,65 @@ def missing_weights(metric, filenames, weights_dir=None):
         return None
     return Unavailable(metric, 'pretrained weights not found; they cannot be downloaded on this machine',
                        tuple(missing), tuple(str(d) for d in search_path(weights_dir)))
+
+
+class WeightsFileError(ValueError):
+    """A weight file is unreadable, not a state dict, or not the trusted file."""
+
+
+def load_state_dict_file(path):
+    """Read a state dict with ``torch.load(..., weights_only=True)``: no code in the file can run.
+
+    Args:
+        path: str | Path of a ``.pth`` / ``.pt`` file.
+    Returns:
+        dict name -> tensor (nested dicts of tensors are allowed, as piq's DISTS file has).
+    Raises:
+        WeightsFileError: the file cannot be read as plain tensors (e.g. a pickle of other objects is refused).
+    """
+    try:
+        state = torch.load(str(path), map_location='cpu', weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError ... for bad files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightsFileError(f'{path} is refused: weight files are loaded as plain tensors only '
+                               f'(weights_only=True) and this one is not ({first[:200]})') from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise WeightsFileError(f'{path} is not a state dict (a dict of tensors), got {type(state).__name__}')
+    return state
+
+
+@contextlib.contextmanager
+def serving_state_dicts(state_dicts):
+    """Make ``torch.hub.load_state_dict_from_url`` (and torchvision's copy of it) return these state dicts.
+
+    Inside the block a library asking for ``.../<filename>`` gets ``state_dicts[filename]`` (already loaded with
+    :func:`load_state_dict_file`); any other file raises RuntimeError instead of downloading or unpickling.
+
+    Args:
+        state_dicts: dict filename -> state dict.
+    """
+    import torch.hub
+    targets = [(torch.hub, 'load_state_dict_from_url')]
+    try:
+        import torchvision.models._api as tv_api
+        targets.append((tv_api, 'load_state_dict_from_url'))
+    except ImportError:
+        pass
+
+    def serve(url, *args, **kwargs):
+        name = os.path.basename(str(url).split('?')[0])
+        if name not in state_dicts:
+            raise RuntimeError(f'weight file {name} was requested but is not available offline')
+        return state_dicts[name]
+
+    saved = [(module, attr, getattr(module, attr)) for module, attr in targets if hasattr(module, attr)]
+    for module, attr, _ in saved:
+        setattr(module, attr, serve)
+    try:
+        yield
+    finally:
+        for module, attr, original in saved:
+            setattr(module, attr, original)
 
 
 @contextlib.contextmanager

@@ -117,10 +117,11 @@ class _StandInI3D(torch.nn.Module):
         return x.mean(dim=(3, 4)).reshape(x.shape[0], 48).repeat(1, 9)[:, :400]
 
 
-def test_fvd_clip_protocol_and_frechet_distance(frames, no_network, tmp_path):
+def test_fvd_clip_protocol_and_frechet_distance(frames, no_network, tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', FutureWarning)            # TorchScript is deprecated but is the format
         torch.jit.script(_StandInI3D()).save(str(tmp_path / 'i3d_torchscript.pt'))
+    monkeypatch.setattr(fvd_module, 'I3D_SHA256', fvd_module.file_sha256(tmp_path / 'i3d_torchscript.pt'))
     suite = MetricSuite(['fvd'], weights_dir=tmp_path, fvd_stride=8)
     video = np.concatenate([frames] * 4)                        # 32 frames -> clips at 0, 8, 16
     features = suite.fvd_features(video)

@@ -101,3 +101,49 @@ def test_weights_id_covers_the_config(tmp_path, checkpoint, coded):
     with pytest.raises(bitstream.BitstreamError, match='model weights'):
         Decoder(other).parse(coded)
     Decoder(checkpoint).parse(coded)
+
+
+# -- 2. learned-metric weight files are data, not code -------------------------------------------------------------
+
+class _TouchOnUnpickle:
+    """Unpickling this (torch.load with weights_only=False) creates a marker file, nothing else."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+@pytest.mark.parametrize('metric,filename', [('lpips_alex', 'alexnet-owt-7be5be79.pth'),
+                                             ('lpips_vgg', 'vgg16-397923af.pth'),
+                                             ('dists', 'dists_weights.pt')])
+def test_hostile_metric_weights_are_not_unpickled(tmp_path, metric, filename):
+    from evaluation.learned import build_learned_metric
+    from evaluation.weights import Unavailable
+    weights = tmp_path / 'weights'
+    weights.mkdir()
+    marker = tmp_path / 'unpickled.ran'
+    for name in ('alexnet-owt-7be5be79.pth', 'vgg16-397923af.pth', 'dists_weights.pt'):
+        torch.save({'payload': _TouchOnUnpickle(marker)}, weights / name)
+    result = build_learned_metric(metric, 'cpu', weights_dir=weights)
+    assert not marker.exists()
+    assert isinstance(result, Unavailable) and 'weights_only=True' in result.reason
+
+
+def test_i3d_torchscript_needs_the_pinned_sha256(tmp_path, monkeypatch):
+    from evaluation import fvd
+    from evaluation.weights import Unavailable
+    script = torch.jit.script(torch.nn.Identity())
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        script.save(str(tmp_path / 'i3d_torchscript.pt'))
+    digest = fvd.file_sha256(tmp_path / 'i3d_torchscript.pt')
+    monkeypatch.setattr(fvd, 'I3D_SHA256', None)
+    result = fvd.build_i3d('cpu', weights_dir=tmp_path)
+    assert isinstance(result, Unavailable) and 'I3D_SHA256' in result.reason
+    monkeypatch.setattr(fvd, 'I3D_SHA256', '0' * 64)
+    result = fvd.build_i3d('cpu', weights_dir=tmp_path)
+    assert isinstance(result, Unavailable) and 'is refused' in result.reason and digest in result.reason
+    monkeypatch.setattr(fvd, 'I3D_SHA256', digest)
+    assert isinstance(fvd.build_i3d('cpu', weights_dir=tmp_path), fvd.I3DFeatures)
