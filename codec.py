@@ -21,8 +21,12 @@ compare with the VVC anchor at a similar rate and with the frozen key frame; wri
 side-by-side and vertex-overlay videos, a keypoint plot and ``report.json`` (see coding/demo.py).
 """
 import argparse
+import contextlib
+import math
 import os
+import shutil
 import sys
+import tempfile
 
 import numpy as np
 from tqdm import tqdm
@@ -31,6 +35,10 @@ REPO = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, REPO)
 
 from coding.bitstream import BitstreamError, write_atomic  # noqa: E402
+
+
+class UsageError(ValueError):
+    """A bad command line (option value, output path, device): reported in one line, exit code 2."""
 
 
 def _vtm_tools(args):
@@ -48,9 +56,96 @@ def _add_vtm_options(parser, encoder):
     parser.add_argument('--vtm-decoder', default=None, help='VTM DecoderApp (default: $VTM_DECODER)')
 
 
+def _same_file(a, b):
+    """True if paths a and b name the same file (existing: same inode; else the same resolved path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _inside(path, folder):
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _check_writable_target(path, option):
+    """Refuse an output path that is a folder, or whose folder cannot be created or written (before any work)."""
+    if os.path.isdir(path):
+        raise UsageError(f'{option} {path} is a directory; give a file name')
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f'{option} {path}: {existing} is not a folder')
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise UsageError(f'{option} {path}: cannot write in folder {existing} ({err.strerror or err})') from None
+
+
+def _check_device(name):
+    """Refuse a torch device this machine does not have, with one line instead of a CUDA traceback."""
+    import torch
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise UsageError(f'--device {name!r} is not a torch device ({err}); use e.g. cpu or cuda:0') from None
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise UsageError(f'--device {name}: CUDA is not available on this machine; use --device cpu')
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise UsageError(f'--device {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})')
+    elif device.type != 'cpu':
+        try:
+            torch.empty(1, device=device)
+        except Exception as err:  # backends raise various types for a missing device
+            raise UsageError(f'--device {name} is not usable here ({str(err).splitlines()[0][:120]})') from None
+
+
+def _check_encode_args(args):
+    if args.fps is not None:
+        if not math.isfinite(args.fps) or not 0.01 <= args.fps <= 1000:
+            raise UsageError(f'--fps must be a finite frame rate in [0.01, 1000] frames/s, got {args.fps}')
+    if args.frames is not None and args.frames <= 0:
+        raise UsageError(f'--frames must be positive, got {args.frames}')
+    if not os.path.isfile(args.input) and os.path.exists(args.input):
+        raise UsageError(f'--input {args.input} is not a regular file')
+    if _same_file(args.output, args.input):
+        raise UsageError(f'--output {args.output} is the input video: it would be overwritten; give another name')
+    _check_writable_target(args.output, '--output')
+    _check_device(args.device)
+
+
+def _check_decode_args(args):
+    outputs = [('--output', args.output)] + ([('--vertices', args.vertices)] if args.vertices else [])
+    for option, path in outputs:
+        if _same_file(path, args.input):
+            raise UsageError(f'{option} {path} is the input bitstream: it would be overwritten; give another name')
+    if args.vertices and _same_file(args.vertices, args.output):
+        raise UsageError(f'--vertices {args.vertices} is also --output: one would overwrite the other')
+    for option, path in outputs:
+        _check_writable_target(path, option)
+    if args.png_dir:
+        for option, path in outputs + [('--input', args.input)]:
+            if _inside(path, args.png_dir):
+                raise UsageError(f'{option} {path} is inside --png-dir {args.png_dir}; keep them apart')
+        if os.path.lexists(args.png_dir):
+            if not os.path.isdir(args.png_dir) or os.path.islink(args.png_dir):
+                raise UsageError(f'--png-dir {args.png_dir} exists and is not a folder')
+            if os.listdir(args.png_dir):
+                raise UsageError(f'--png-dir {args.png_dir} is not empty: give a new or empty folder '
+                                 f'(nothing in an existing folder is ever deleted)')
+        _check_writable_target(os.path.join(args.png_dir, 'x.png'), '--png-dir')
+    _check_device(args.device)
+
+
 def encode(args):
     """``codec.py encode``: video -> .s2d; prints the bit account."""
     from coding.codec import Encoder, read_video
+    _check_encode_args(args)
     encoder = Encoder(args.checkpoint, device=args.device, kp_step=args.kp_step, qp=args.qp, vvc=args.vvc,
                       vtm=_vtm_tools(args))
     if encoder.size[0] != encoder.size[1]:
@@ -59,8 +154,14 @@ def encode(args):
                                     max_frames=args.frames, fps=args.fps)
     with tqdm(total=count, unit='frame', desc='encode') as bar:
         data = encoder.encode(frames, fps=fps, progress=bar.update)
-    write_atomic(args.output, data)
     acc = encoder.account
+    if count is not None and acc.frame_count < count:
+        message = (f'{args.input}: only {acc.frame_count} of the {count} frames its container announces could be '
+                   f'read (truncated or damaged file?)')
+        if not args.allow_truncated:
+            raise TruncatedInputError(message + '; nothing written. Pass --allow-truncated to code what was read')
+        print(f'warning: {message}; coding {acc.frame_count} frames (--allow-truncated)', file=sys.stderr)
+    write_atomic(args.output, data)
     print(f'{args.output}: {acc.frame_count} frames at {float(fps):g} fps, '
           f'key frame {encoder.vvc} QP {encoder.qp}, kp_step {encoder.kp_step:g}')
     print(f'total {acc.total_bits} bits = {acc.kbps:.3f} kbps, {acc.bits_per_frame:.1f} bits/frame')
@@ -72,38 +173,109 @@ def encode(args):
         print(f'  keypoints per inter frame: {np.mean(acc.keypoint_bits[1:]):.1f} bits')
 
 
+class TruncatedInputError(ValueError):
+    """The input video ended before the frame count its container announces."""
+
+
+@contextlib.contextmanager
+def _new_folder(path):
+    """A temporary sibling folder to fill; on success it becomes ``path`` (which may only be an empty folder or
+    absent: an existing folder is removed with os.rmdir, which never deletes files). Removed on error."""
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=os.path.dirname(path))
+    try:
+        yield tmp
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+        os.rename(tmp, path)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _VertexSink:
+    """Streams (N, 2) vertex frames to an anonymous temporary file; :meth:`save` writes the .npz atomically.
+
+    Memory stays constant whatever the frame count (the vertices are never all held at once).
+    """
+
+    def __init__(self):
+        self.raw = tempfile.TemporaryFile()
+        self.shape = None
+        self.count = 0
+
+    def add(self, vertices):
+        vertices = np.ascontiguousarray(vertices, dtype='<f4')
+        if self.shape is None:
+            self.shape = vertices.shape
+        elif vertices.shape != self.shape:
+            raise ValueError(f'vertex frame {self.count} has shape {vertices.shape}, expected {self.shape}')
+        self.raw.write(vertices.tobytes())
+        self.count += 1
+
+    def save(self, path):
+        """Write ``vertices`` (T, N, 2) float32 as an .npz (np.load reads it), atomically."""
+        import zipfile
+        shape = (self.count,) + (self.shape or (0, 2))
+        self.raw.seek(0)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
+        try:
+            with os.fdopen(fd, 'wb') as handle, zipfile.ZipFile(handle, 'w', allowZip64=True) as archive:
+                with archive.open('vertices.npy', 'w', force_zip64=True) as member:
+                    np.lib.format.write_array_header_1_0(
+                        member, {'descr': '<f4', 'fortran_order': False, 'shape': shape})
+                    shutil.copyfileobj(self.raw, member, 1 << 20)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    def close(self):
+        self.raw.close()
+
+
 def decode(args):
-    """``codec.py decode``: .s2d -> video (+ PNGs, vertices), streaming."""
+    """``codec.py decode``: .s2d -> video (+ PNGs, vertices), streaming in constant memory."""
     from coding.codec import Decoder
     from coding.bitstream import read
-    from tools.video_io import atomic_path, write_video
+    from tools.video_io import write_video
     from PIL import Image
 
+    _check_decode_args(args)
     decoder = Decoder(args.checkpoint, device=args.device, vtm=_vtm_tools(args))
     stream = read(args.input)
     frames = decoder.decode(stream)
-    vertices = []
+    sink = _VertexSink() if args.vertices else None     # without --vertices the vertices are dropped
+    count = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            png_dir = stack.enter_context(_new_folder(args.png_dir)) if args.png_dir else None
 
-    def written(png_dir):
-        for index, (frame, verts) in enumerate(tqdm(frames, total=stream.frame_count, unit='frame',
-                                                    desc='decode')):
-            vertices.append(verts)
-            if png_dir is not None:
-                Image.fromarray(frame).save(os.path.join(png_dir, f'{index:07d}.png'))
-            yield frame
+            def written():
+                nonlocal count
+                for index, (frame, verts) in enumerate(tqdm(frames, total=stream.frame_count, unit='frame',
+                                                            desc='decode')):
+                    if sink is not None:
+                        sink.add(verts)
+                    if png_dir is not None:
+                        Image.fromarray(frame).save(os.path.join(png_dir, f'{index:07d}.png'))
+                    count += 1
+                    yield frame
 
-    if args.png_dir:
-        with atomic_path(args.png_dir) as tmp:
-            tmp.mkdir()
-            write_video(args.output, written(str(tmp)), stream.fps)
-    else:
-        write_video(args.output, written(None), stream.fps)
-    if args.vertices:
-        with atomic_path(args.vertices) as tmp:
-            with open(tmp, 'wb') as f:
-                np.savez(f, vertices=np.stack(vertices).astype(np.float32))
-    print(f'{args.output}: {len(vertices)} frames at {float(stream.fps):g} fps'
-          + (f'; vertices {np.shape(vertices)} -> {args.vertices}' if args.vertices else '')
+            write_video(args.output, written(), stream.fps)
+            if sink is not None:
+                sink.save(args.vertices)
+    finally:
+        if sink is not None:
+            sink.close()
+    print(f'{args.output}: {count} frames at {float(stream.fps):g} fps'
+          + (f'; vertices ({count}, {sink.shape[0]}, 2) -> {args.vertices}' if sink is not None and sink.shape else '')
           + (f'; PNGs in {args.png_dir}' if args.png_dir else ''))
 
 
@@ -133,6 +305,8 @@ def build_parser():
     enc.add_argument('--vvc', choices=('vvenc', 'vtm'), default=None,
                      help='key-frame encoder (default: config codec_params.vvc or vvenc)')
     enc.add_argument('--no-crop', action='store_true', help='no person crop: input must be the model size')
+    enc.add_argument('--allow-truncated', action='store_true',
+                     help='code the frames that could be read when the input ends early (default: fail)')
     enc.add_argument('--device', default='cpu', help="torch device, e.g. cpu or cuda:0")
     _add_vtm_options(enc, encoder=True)
     enc.set_defaults(func=encode)
@@ -159,20 +333,28 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run the command line; returns the exit code (errors are printed, not raised)."""
+    """Run the command line; returns the exit code (errors are printed in one line, not raised): 2 for a bad
+    command line, output path, device or checkpoint; 1 for a bad input file or a failed coding step."""
     from coding.vvc import VVCError
+    from modules.build import CheckpointError
     from tools.crop import NoPersonError
     from tools.video_io import VideoReadError
 
     args = build_parser().parse_args(argv)
     for name in ('frames', 'fps'):
         value = getattr(args, name, None)
-        if value is not None and value <= 0:
+        if value is not None and not value > 0:
             print(f'error: --{name} must be positive, got {value}', file=sys.stderr)
             return 2
     try:
         args.func(args)
+    except (UsageError, CheckpointError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     except (BitstreamError, VVCError, VideoReadError, NoPersonError, FileNotFoundError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    except OSError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     return 0

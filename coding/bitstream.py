@@ -27,6 +27,7 @@ except the checkpoint.
 import dataclasses
 import math
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -222,14 +223,24 @@ def check_weights(stream, weights_id):
 def read(path):
     """Read and parse a ``.s2d`` file.
 
-    Raises: FileNotFoundError; BitstreamError (see :func:`parse`), also for a file too large to be
-        a bitstream (checked before reading).
+    Only a regular file is read (a FIFO, a device such as ``/dev/zero`` or a symlink to one is refused without
+    blocking), and never more than MAX_FILE_BYTES + 1 bytes.
+
+    Raises: FileNotFoundError; BitstreamError (see :func:`parse`), also for a file that is not a regular file or
+        is too large to be a bitstream (checked before reading).
     """
-    size = os.path.getsize(path)
-    if size > MAX_FILE_BYTES:
-        raise BitstreamError(f'{path} has {size} bytes, larger than any .s2d file')
-    with open(path, 'rb') as f:
-        return parse(f.read())
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_BINARY', 0))
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise BitstreamError(f'{path} is not a regular file (a FIFO, device or folder): refused')
+    with os.fdopen(fd, 'rb') as f:
+        if info.st_size > MAX_FILE_BYTES:
+            raise BitstreamError(f'{path} has {info.st_size} bytes, larger than any .s2d file')
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise BitstreamError(f'{path} is larger than any .s2d file ({MAX_FILE_BYTES} bytes)')
+    return parse(data)
 
 
 def write_atomic(path, data):

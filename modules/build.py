@@ -7,6 +7,7 @@ config), 'epoch', 'iteration', the state dicts 'kp_detector', 'generator', 'vert
 import hashlib
 import json
 import os
+import pickle
 from dataclasses import dataclass
 
 import torch
@@ -90,6 +91,54 @@ class InferenceModels:
     epoch: int
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, refused (pickled objects) or not a Sparse2Dense checkpoint."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No checkpoint file at the given path."""
+
+
+def load_checkpoint(checkpoint_path):
+    """The one checkpoint reader: ``torch.load(..., weights_only=True)`` with one clear error for every bad file.
+
+    Args:
+        checkpoint_path: path of a ``*.pth`` written by ``run.py`` or tools/export_checkpoint.py.
+    Returns:
+        the checkpoint dict (on the CPU), holding at least a dict 'config'.
+    Raises:
+        CheckpointNotFoundError (a FileNotFoundError): no such file.
+        CheckpointError (a ValueError): a directory, an empty or truncated file, another format, a pickle of
+            Python objects (refused: loading it would run code from the file), or a dict without a config.
+    """
+    path = str(checkpoint_path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError(f"checkpoint {path} does not exist; train one with "
+                                      f"`python run.py --mode train` or use checkpoints/humans256-cpu.pth")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): an interrupted copy or download?")
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        if 'weights only' in str(err).lower() or 'weights_only' in str(err):
+            raise CheckpointError(
+                f"checkpoint {path} is refused: it pickles Python objects other than tensors and plain containers, "
+                f"and unpickling them could run code from the file; only tensor-only checkpoints are loaded "
+                f"(re-save a trusted copy's state dicts, e.g. with tools/export_checkpoint.py)") from None
+        raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint (unreadable pickle: "
+                              f"{str(err)[:120]})") from None
+    except Exception as err:  # torch raises RuntimeError, EOFError, OSError, ... for truncated or foreign files
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise CheckpointError(f"checkpoint {path} cannot be read: truncated, corrupt or not a PyTorch "
+                              f"checkpoint ({type(err).__name__}: {first})") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get('config'), dict):
+        raise CheckpointError(f"{path} is not a Sparse2Dense checkpoint: "
+                              + ("missing ['config']" if isinstance(ckpt, dict) else f"it holds a {type(ckpt).__name__}"))
+    return ckpt
+
+
 def load_inference_models(checkpoint_path, device='cpu'):
     """Load kp_detector, generator and vertex_head from a training or shipped checkpoint.
 
@@ -99,25 +148,28 @@ def load_inference_models(checkpoint_path, device='cpu'):
     Returns:
         :class:`InferenceModels`.
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a Sparse2Dense checkpoint (missing 'config' or a network's state dict), or
-            its weights do not fit the networks its config describes.
+        CheckpointNotFoundError (a FileNotFoundError): no such file.
+        CheckpointError (a ValueError): the file is unreadable or refused (see :func:`load_checkpoint`), not a
+            Sparse2Dense checkpoint (missing 'config' or a network's state dict), or its weights do not fit the
+            networks its config describes.
     """
-    if not os.path.isfile(checkpoint_path):
-        raise FileNotFoundError(f"checkpoint {checkpoint_path} does not exist; train one with "
-                                f"`python run.py --mode train` or use checkpoints/humans256-cpu.pth")
-    ckpt = torch.load(checkpoint_path, map_location='cpu', weights_only=True)
-    missing = [k for k in ('config',) + INFERENCE_NETWORKS if k not in ckpt]
+    ckpt = load_checkpoint(checkpoint_path)
+    missing = [k for k in INFERENCE_NETWORKS if not isinstance(ckpt.get(k), dict)]
     if missing:
-        raise ValueError(f"{checkpoint_path} is not a Sparse2Dense checkpoint: missing {missing}")
-    networks = build_networks(ckpt['config'])
+        raise CheckpointError(f"{checkpoint_path} is not a Sparse2Dense checkpoint: missing {missing}")
+    try:
+        networks = build_networks(ckpt['config'])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{checkpoint_path}: its config does not describe the networks: {err}") from None
     device = torch.device(device)
     for name in INFERENCE_NETWORKS:
         try:
             networks[name].load_state_dict(ckpt[name])
-        except RuntimeError as err:
-            raise ValueError(f"{checkpoint_path}: {name} weights do not match its config: {err}") from None
+        except (RuntimeError, TypeError, AttributeError) as err:
+            raise CheckpointError(f"{checkpoint_path}: {name} weights do not match its config: "
+                                  f"{str(err)[:300]}") from None
         networks[name].to(device).eval()
     return InferenceModels(config=ckpt['config'], kp_detector=networks['kp_detector'],
                            generator=networks['generator'], vertex_head=networks['vertex_head'],
-                           weights_id=weights_id(networks, ckpt['config']), device=device, epoch=int(ckpt.get('epoch', -1)))
+                           weights_id=weights_id(networks, ckpt['config']), device=device,
+                           epoch=ckpt['epoch'] if isinstance(ckpt.get('epoch'), int) else -1)

@@ -147,3 +147,186 @@ def test_i3d_torchscript_needs_the_pinned_sha256(tmp_path, monkeypatch):
     assert isinstance(result, Unavailable) and 'is refused' in result.reason and digest in result.reason
     monkeypatch.setattr(fvd, 'I3D_SHA256', digest)
     assert isinstance(fvd.build_i3d('cpu', weights_dir=tmp_path), fvd.I3DFeatures)
+
+
+# -- 3. output paths never destroy data; 6. one clear line and exit 2 ----------------------------------------------
+
+@pytest.fixture(scope='module')
+def clip64(tmp_path_factory, frames):
+    from tools.video_io import write_video
+    path = tmp_path_factory.mktemp('clip') / 'clip64.mp4'
+    write_video(path, frames, 30)
+    return path
+
+
+def run_cli(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_png_dir_never_deletes_existing_files(tmp_path, checkpoint, coded, capsys):
+    folder = tmp_path / 'work'
+    folder.mkdir()
+    src = folder / 'clip.s2d'
+    src.write_bytes(coded)
+    (folder / 'notes.txt').write_text('keep me')
+    code, err = run_cli(capsys, 'decode', '--checkpoint', checkpoint, '--input', src,
+                        '--output', tmp_path / 'r.mp4', '--png-dir', folder)
+    assert code == 2 and 'inside --png-dir' in err and len(err.splitlines()) == 1
+    assert src.read_bytes() == coded and (folder / 'notes.txt').read_text() == 'keep me'
+    other = tmp_path / 'c.s2d'
+    other.write_bytes(coded)
+    code, err = run_cli(capsys, 'decode', '--checkpoint', checkpoint, '--input', other,
+                        '--output', tmp_path / 'r.mp4', '--png-dir', folder)
+    assert code == 2 and 'not empty' in err and len(err.splitlines()) == 1
+    assert src.read_bytes() == coded and (folder / 'notes.txt').read_text() == 'keep me'
+    empty = tmp_path / 'pngs'
+    empty.mkdir()
+    code, err = run_cli(capsys, 'decode', '--checkpoint', checkpoint, '--input', src,
+                        '--output', tmp_path / 'r.mp4', '--png-dir', empty)
+    assert code == 0, err
+    assert sorted(p.name for p in empty.iterdir()) == [f'{i:07d}.png' for i in range(T)]
+    assert (folder / 'notes.txt').read_text() == 'keep me' and src.read_bytes() == coded
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]          # no temporary left
+
+
+def test_outputs_that_would_overwrite_inputs_are_refused(tmp_path, checkpoint, coded, clip64, capsys):
+    video = tmp_path / 'in.mp4'
+    video.write_bytes(clip64.read_bytes())
+    code, err = run_cli(capsys, 'encode', '--checkpoint', checkpoint, '--input', video, '--output', video,
+                        '--no-crop')
+    assert code == 2 and 'is the input video' in err and video.read_bytes() == clip64.read_bytes()
+    src = tmp_path / 'c.s2d'
+    src.write_bytes(coded)
+    code, err = run_cli(capsys, 'decode', '--checkpoint', checkpoint, '--input', src, '--output', src)
+    assert code == 2 and 'is the input bitstream' in err and src.read_bytes() == coded
+    out = tmp_path / 'r.mp4'
+    out.write_bytes(b'previous video')
+    code, err = run_cli(capsys, 'decode', '--checkpoint', checkpoint, '--input', src, '--output', out,
+                        '--vertices', out)
+    assert code == 2 and 'is also --output' in err and out.read_bytes() == b'previous video'
+    link = tmp_path / 'alias.s2d'
+    link.symlink_to(src)
+    code, err = run_cli(capsys, 'decode', '--checkpoint', checkpoint, '--input', src, '--output', out,
+                        '--vertices', link)
+    assert code == 2 and src.read_bytes() == coded
+
+
+@pytest.mark.parametrize('fps', ['inf', 'nan', '0.0001', '-3'])
+def test_bad_fps_is_one_line_exit_2(tmp_path, checkpoint, clip64, capsys, fps):
+    code, err = run_cli(capsys, 'encode', '--checkpoint', checkpoint, '--input', clip64,
+                        '--output', tmp_path / 'o.s2d', '--no-crop', '--fps', fps)
+    assert code == 2 and '--fps' in err and len(err.splitlines()) == 1
+
+
+def test_bad_device_and_output_paths_are_one_line_exit_2(tmp_path, checkpoint, clip64, capsys):
+    import torch as _torch
+    if _torch.cuda.device_count() < 8:
+        code, err = run_cli(capsys, 'encode', '--checkpoint', checkpoint, '--input', clip64,
+                            '--output', tmp_path / 'o.s2d', '--no-crop', '--device', 'cuda:7')
+        assert code == 2 and 'cuda:7' in err and len(err.splitlines()) == 1
+    code, err = run_cli(capsys, 'encode', '--checkpoint', checkpoint, '--input', clip64,
+                        '--output', tmp_path, '--no-crop')
+    assert code == 2 and 'is a directory' in err and len(err.splitlines()) == 1
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    code, err = run_cli(capsys, 'encode', '--checkpoint', checkpoint, '--input', clip64,
+                        '--output', blocker / 'sub' / 'o.s2d', '--no-crop')
+    assert code == 2 and 'is not a folder' in err and len(err.splitlines()) == 1
+    if os.geteuid() != 0:
+        locked = tmp_path / 'locked'
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            code, err = run_cli(capsys, 'encode', '--checkpoint', checkpoint, '--input', clip64,
+                                '--output', locked / 'o.s2d', '--no-crop')
+            assert code == 2 and 'cannot write' in err
+        finally:
+            locked.chmod(0o700)
+
+
+def bad_checkpoints(tmp_path, checkpoint):
+    good = open(checkpoint, 'rb').read()
+    (tmp_path / 'truncated.pth').write_bytes(good[:len(good) // 2])
+    (tmp_path / 'empty.pth').write_bytes(b'')
+    (tmp_path / 'folder.pth').mkdir()
+    (tmp_path / 'config.pth').write_text('model_params: {}\n')
+    torch.save([1, 2, 3], tmp_path / 'list.pth')
+    torch.save({'config': {'model_params': {}}, 'kp_detector': {}, 'generator': {}, 'vertex_head': {}},
+               tmp_path / 'noconfig.pth')
+    torch.save({'config': tiny_config(), 'kp_detector': _TouchOnUnpickle(tmp_path / 'ckpt.ran')},
+               tmp_path / 'pickle.pth')
+    return ['truncated', 'empty', 'folder', 'config', 'list', 'noconfig', 'pickle']
+
+
+def test_bad_checkpoints_are_one_line_exit_2(tmp_path, checkpoint, coded, capsys):
+    from modules.build import CheckpointError, load_inference_models
+    src = tmp_path / 'c.s2d'
+    src.write_bytes(coded)
+    for name in bad_checkpoints(tmp_path, checkpoint):
+        path = tmp_path / f'{name}.pth'
+        with pytest.raises(CheckpointError):
+            load_inference_models(str(path))
+        code, err = run_cli(capsys, 'decode', '--checkpoint', path, '--input', src, '--output', tmp_path / 'r.mp4')
+        assert code == 2 and len(err.splitlines()) == 1, (name, err)
+        assert str(path) in err and 'Traceback' not in err
+    assert not (tmp_path / 'ckpt.ran').exists()
+    code, err = run_cli(capsys, 'decode', '--checkpoint', tmp_path / 'pickle.pth', '--input', src,
+                        '--output', tmp_path / 'r.mp4')
+    assert 'refused' in err and 'run code' in err and 'weights_only=False' not in err
+    with pytest.raises(FileNotFoundError):
+        load_inference_models(str(tmp_path / 'missing.pth'))
+
+
+# -- 4. non-regular inputs, constant-memory decoding ---------------------------------------------------------------
+
+def test_non_regular_bitstream_files_are_refused(tmp_path):
+    import signal
+    link = tmp_path / 'null.s2d'
+    link.symlink_to('/dev/null')
+    with pytest.raises(bitstream.BitstreamError, match='not a regular file'):
+        bitstream.read(link)
+    fifo = tmp_path / 'pipe.s2d'
+    os.mkfifo(fifo)
+
+    def alarm(*_):
+        raise TimeoutError('reading a FIFO blocked')
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(5)
+    try:
+        with pytest.raises(bitstream.BitstreamError, match='not a regular file'):
+            bitstream.read(fifo)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    with pytest.raises(bitstream.BitstreamError, match='not a regular file'):
+        bitstream.read(tmp_path)
+
+
+def test_cli_decode_does_not_keep_vertices(tmp_path, checkpoint, coded, capsys, monkeypatch):
+    import gc
+    import weakref
+    from coding import codec as codec_lib
+    original = codec_lib.Decoder.decode
+    alive = []
+
+    def tracking(self, data):
+        refs = []
+        for frame, verts in original(self, data):
+            gc.collect()
+            alive.append(sum(ref() is not None for ref in refs))
+            verts = np.array(verts)
+            refs.append(weakref.ref(verts))
+            yield frame, verts
+    monkeypatch.setattr(codec_lib.Decoder, 'decode', tracking)
+    src = tmp_path / 'c.s2d'
+    src.write_bytes(coded)
+    code, err = run_cli(capsys, 'decode', '--checkpoint', checkpoint, '--input', src, '--output', tmp_path / 'r.mp4')
+    assert code == 0, err
+    assert len(alive) == T and max(alive) <= 1, alive
+    code, err = run_cli(capsys, 'decode', '--checkpoint', checkpoint, '--input', src, '--output', tmp_path / 'r.mp4',
+                        '--vertices', tmp_path / 'v.npz')
+    assert code == 0 and max(alive[T:]) <= 1, alive
+    full = np.stack([v for _, v in original(Decoder(checkpoint), coded)])
+    np.testing.assert_array_equal(np.load(tmp_path / 'v.npz')['vertices'], full)
