@@ -299,6 +299,10 @@ class FramesDataset(Dataset):
         vertices_dir: folder (relative to ``root_dir``) with ``<entry stem>.npz`` vertex labels.
         num_vertices: N of the vertex head; label files must match it.
         skip_bad_videos: unreadable entries are skipped with a logged warning instead of raising.
+        split: the folder to read, 'train' or 'test' (default: 'train' when ``is_train``, else 'test'); e.g. the
+            validation set is read from 'train' with ``is_train=False``.
+        names: keep only the entries with these stems (None: all); ``exclude_names``: drop these stems. Together they
+            carve a validation split out of the training clips (``dataset_params.validation_names``).
         cache_frames: keep every entry's frames, resized to ``frame_shape`` (uint8), in memory after its first use
             (per data-loader worker), so later epochs decode nothing. Memory: all frames of the split at
             ``frame_shape`` (e.g. 7,000 frames at 128x128: 0.35 GB per worker).
@@ -316,7 +320,7 @@ class FramesDataset(Dataset):
 
     def __init__(self, root_dir, frame_shape=(256, 256, 3), id_sampling=False, is_train=True,
                  augmentation_params=None, vertices_dir='vertices', num_vertices=0, skip_bad_videos=False,
-                 cache_frames=False):
+                 cache_frames=False, split=None, names=None, exclude_names=()):
         self.root_dir = Path(root_dir)
         self.cache = {} if cache_frames else None
         if not self.root_dir.is_dir():
@@ -327,7 +331,9 @@ class FramesDataset(Dataset):
         self.vertices_dir = self.root_dir / vertices_dir if vertices_dir else None
         self.num_vertices = int(num_vertices)
         self.skip_bad_videos = skip_bad_videos
-        split = 'train' if is_train else 'test'
+        split = split or ('train' if is_train else 'test')
+        if split not in ('train', 'test'):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         split_dir = self.root_dir / split
         if (self.root_dir / 'train').is_dir() or (self.root_dir / 'test').is_dir():
             if not split_dir.is_dir():
@@ -335,7 +341,13 @@ class FramesDataset(Dataset):
         else:
             split_dir = self.root_dir
         self.split_dir = split_dir
-        self.entries = find_entries(split_dir, exclude={vertices_dir} if vertices_dir else ())
+        self.entries = [path for path in find_entries(split_dir, exclude={vertices_dir} if vertices_dir else ())
+                        if (names is None or entry_stem(path) in names) and entry_stem(path) not in exclude_names]
+        if names is not None:
+            absent = sorted(set(names) - {entry_stem(path) for path in self.entries})
+            if absent:
+                raise FileNotFoundError(f"clips {absent} are not in '{split_dir}': fix dataset_params.validation_names "
+                                        f"(names are the clip stems, e.g. 'head10')")
         if not self.entries:
             raise FileNotFoundError(f"no videos, frame folders or strips found in '{split_dir}' (videos: "
                                     f"{VIDEO_EXTENSIONS}, strips: {STRIP_EXTENSIONS}, folders of {IMAGE_EXTENSIONS})")

@@ -58,13 +58,24 @@ def is_resume(config, checkpoint_config):
 
 
 def make_datasets(config):
-    """(training FramesDataset wrapped in DatasetRepeater, test FramesDataset) from the config."""
+    """(training FramesDataset wrapped in DatasetRepeater, validation FramesDataset) from the config.
+
+    The validation set is ``dataset_params.validation_names``, clips held out of the training split (models are
+    selected on it, never on the test split). Without that key it falls back to the test split, with a warning.
+    """
     params = dict(config['dataset_params'])
+    held_out = params.pop('validation_names', None)
     num_vertices = config['model_params']['vertex_head_params']['num_vertices']
-    train_set = FramesDataset(is_train=True, num_vertices=num_vertices, **params)
+    train_set = FramesDataset(is_train=True, num_vertices=num_vertices, exclude_names=tuple(held_out or ()), **params)
     params.pop('augmentation_params', None)
-    test_set = FramesDataset(is_train=False, num_vertices=num_vertices, **params)
-    return DatasetRepeater(train_set, config['train_params']['num_repeats']), test_set
+    if held_out:
+        validation_set = FramesDataset(is_train=False, num_vertices=num_vertices, split='train', names=held_out,
+                                       **params)
+    else:
+        LOG.warning("dataset_params.validation_names is not set: validating on the test split (select models on "
+                    "held-out training clips instead)")
+        validation_set = FramesDataset(is_train=False, num_vertices=num_vertices, **params)
+    return DatasetRepeater(train_set, config['train_params']['num_repeats']), validation_set
 
 
 def unwrap(module):
@@ -180,6 +191,8 @@ class Trainer:
         state = {'config': self.config, 'epoch': epoch, 'iteration': iteration, 'validation': validation or {}}
         state.update({name: self.networks[name].state_dict() for name in CHECKPOINT_NETWORKS})
         state.update({f'optimizer_{name}': optimizer.state_dict() for name, optimizer in self.optimizers.items()})
+        if self.amp:  # the loss scale, so that a resumed mixed-precision run does not restart it (loss spikes)
+            state.update({f'scaler_{side}': scaler.state_dict() for side, scaler in self.scalers.items()})
         return state
 
     def resume(self, checkpoint):
@@ -192,6 +205,9 @@ class Trainer:
                 raise ValueError(f"checkpoint lacks 'optimizer_{name}' needed to resume; it is an inference "
                                  f"checkpoint: change the config to fine-tune from it instead")
             optimizer.load_state_dict(checkpoint[f'optimizer_{name}'])
+        for side, scaler in self.scalers.items():
+            if self.amp and f'scaler_{side}' in checkpoint:
+                scaler.load_state_dict(checkpoint[f'scaler_{side}'])
         self.schedulers = self.make_schedulers(start_epoch=checkpoint['epoch'] + 1)
 
     def fine_tune_from(self, checkpoint):
@@ -207,19 +223,20 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, dataset, num_videos, num_frames, chunk=8):
-        """Reconstruction on test videos: the first frame is the source (key-reference frame), the later ones are
+        """Reconstruction on validation videos: the first frame is the source (key-reference frame), the later ones are
         rendered from their own keypoints (eval mode).
 
         Args:
-            dataset: test ``FramesDataset``; the first ``num_videos`` entries, ``num_frames`` evenly spaced frames.
+            dataset: validation ``FramesDataset``; the first ``num_videos`` entries, ``num_frames`` evenly spaced frames.
         Returns: {'l1': mean absolute error in [0, 1] units, 'psnr': mean per-frame PSNR in dB (peak 1),
+        'psnr_frozen': the same for the key-reference frame held still (the no-motion baseline),
         'vertex_l1': confidence-weighted L1 of the vertex head where labels exist (absent without labels)}.
         """
         nets = self.networks
         training = {name: net.training for name, net in nets.items()}
         for net in nets.values():
             net.eval()
-        l1, psnr, vertex_error, vertex_weight = [], [], 0.0, 0.0
+        l1, psnr, psnr_frozen, vertex_error, vertex_weight = [], [], [], 0.0, 0.0
         for index in range(min(num_videos, len(dataset))):
             try:
                 clip = dataset.read_clip(index, num_frames)
@@ -239,6 +256,7 @@ class Trainer:
                 error = (out['prediction'].float() - driving).abs()
                 l1 += error.mean(dim=(1, 2, 3)).tolist()
                 psnr += psnr_rgb(out['prediction'].float(), driving).tolist()
+                psnr_frozen += psnr_rgb(source.expand_as(driving), driving).tolist()
                 confidence = clip['vertex_confidence'][start:start + chunk].to(self.device)
                 if confidence.sum() > 0:
                     vertices = nets['vertex_head'](out['F_refine']).float()
@@ -249,7 +267,8 @@ class Trainer:
             net.train(training[name])
         if not l1:
             raise ValueError("validation needs test videos with at least 2 frames")
-        result = {'l1': sum(l1) / len(l1), 'psnr': sum(psnr) / len(psnr)}
+        result = {'l1': sum(l1) / len(l1), 'psnr': sum(psnr) / len(psnr),
+                  'psnr_frozen': sum(psnr_frozen) / len(psnr_frozen)}
         if vertex_weight:
             result['vertex_l1'] = vertex_error / vertex_weight
         return result
@@ -306,7 +325,7 @@ def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
         del checkpoint
     torch.manual_seed(params.get('seed', 0) + 1000 * rank + start_epoch)
 
-    train_set, test_set = make_datasets(config)
+    train_set, validation_set = make_datasets(config)
     sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, drop_last=True) if distributed else None
     loader = DataLoader(train_set, batch_size=params['batch_size'] // world_size, shuffle=sampler is None,
                         sampler=sampler, num_workers=params.get('dataloader_workers', 0), drop_last=True,
@@ -338,7 +357,7 @@ def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
         trainer.end_epoch()
         if logger is None:
             continue
-        validation = trainer.validate(test_set, validation_params['num_videos'], validation_params['num_frames'])
+        validation = trainer.validate(validation_set, validation_params['num_videos'], validation_params['num_frames'])
         tqdm.write(logger.log_epoch(epoch, iteration, validation))
         logger.log_images(epoch, iteration, batch, generated)
         state = trainer.checkpoint(epoch, iteration, validation)

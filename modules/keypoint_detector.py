@@ -32,6 +32,7 @@ class KPDetector(nn.Module):
     def __init__(self, num_kp, image_channel, temperature, block_expansion, max_features, num_blocks,
                  scale_factor, reshape_depth, reshape_channel, **kwargs):
         super().__init__()
+        self.num_kp = num_kp
         self.temperature = temperature
         self.num_blocks = num_blocks
         self.scale_factor = scale_factor

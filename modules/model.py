@@ -136,6 +136,25 @@ def vertex_loss(pred, target, confidence):
     return (weight * (pred - target).abs()).sum() / (2 * confidence.sum()).clamp(min=1.0)
 
 
+def keypoint_guidance(kp_value, landmarks, confidence):
+    """Teacher guidance of the learned keypoints: confidence-weighted L1 between each keypoint's (x, y) and one
+    teacher landmark assigned to it (e.g. lips, eye corners, wrists of MediaPipe Holistic).
+
+    An addition to the paper's losses (recipe option ``loss_weights.keypoint_guidance`` with
+    ``train_params.keypoint_guidance_landmarks``): unsupervised keypoints learned in a short budget stay nearly
+    still on talking heads, so the decoded mouth and head do not move; tying them to moving landmarks makes the
+    transmitted keypoints carry that motion. The depth z stays unsupervised.
+
+    Args:
+        kp_value: (B, K, 3) keypoints in [-1, 1].
+        landmarks: (B, K, 2) teacher (x, y) in [-1, 1], the same normalisation as the keypoints.
+        confidence: (B, K) in [0, 1]; 0 ignores a landmark (not found or outside the frame).
+    Returns:
+        scalar tensor >= 0 (0, still connected to the graph, when no landmark is present).
+    """
+    return vertex_loss(kp_value[..., :2], landmarks, confidence)
+
+
 def gan_loss(logits, target, mode):
     """GAN term on patch logits (B, 1, h, w) -> scalar.
 
@@ -175,7 +194,8 @@ class GeneratorFullModel(nn.Module):
             ``gan_mode``, ``perceptual_backbone``).
     ``forward(x)``: x is a dataset batch with 'source', 'driving' (B, 3, H, W) in [0, 1], 'vertices' (B, N, 2),
     'vertex_confidence' (B, N). Returns ``(losses, generated)``: losses is a dict of weighted scalar terms
-    ('perceptual', 'generator_gan', 'feature_matching', 'equivariance_value', 'keypoint_prior', 'vertex'; a term
+    ('perceptual', 'generator_gan', 'feature_matching', 'equivariance_value', 'keypoint_prior',
+    'keypoint_guidance', 'vertex'; a term
     whose weight is 0 is left out), generated holds the generator outputs plus 'kp_source', 'kp_driving',
     'vertices' (B, N, 2).
     """
@@ -191,6 +211,18 @@ class GeneratorFullModel(nn.Module):
         self.gan_mode = train_params.get('gan_mode', 'hinge')
         self.pyramid = ImagePyramid(train_params['scales'])
         self.vgg = make_perceptual_backbone(train_params.get('perceptual_backbone', 'vgg19'))
+        landmarks = None
+        if self.weights.get('keypoint_guidance', 0):
+            landmarks = train_params.get('keypoint_guidance_landmarks')
+            num_kp = getattr(getattr(kp_detector, 'module', kp_detector), 'num_kp', None)  # DDP-wrapped or not
+            num_vertices = getattr(getattr(vertex_head, 'module', vertex_head), 'num_vertices', None)
+            if not landmarks or (num_kp is not None and len(landmarks) != num_kp) or (
+                    num_vertices is not None and not all(0 <= i < num_vertices for i in landmarks)):
+                raise ValueError(f"loss_weights.keypoint_guidance needs train_params.keypoint_guidance_landmarks: one "
+                                 f"vertex-label index per keypoint ({num_kp}), each in [0, {num_vertices}), got "
+                                 f"{landmarks!r}; or set loss_weights.keypoint_guidance to 0")
+            landmarks = torch.tensor(landmarks, dtype=torch.long)
+        self.register_buffer('guidance_landmarks', landmarks, persistent=False)
 
     def perceptual(self, prediction, target):
         """Sum over pyramid scales (and VGG layers) of mean absolute differences (B, 3, H, W) -> scalar."""
@@ -243,6 +275,10 @@ class GeneratorFullModel(nn.Module):
                 kp_driving['value'][:, :, :2] - transform.warp_coordinates(kp_transformed)).abs().mean()
         if w.get('keypoint_prior', 0):
             losses['keypoint_prior'] = w['keypoint_prior'] * keypoint_prior(kp_all[:2 * b])
+        if self.guidance_landmarks is not None:
+            index = self.guidance_landmarks
+            losses['keypoint_guidance'] = w['keypoint_guidance'] * keypoint_guidance(
+                kp_driving['value'], x['vertices'][:, index], x['vertex_confidence'][:, index])
         if w.get('vertex', 0):
             losses['vertex'] = w['vertex'] * vertex_loss(generated['vertices'], x['vertices'],
                                                           x['vertex_confidence'])

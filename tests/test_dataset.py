@@ -274,3 +274,16 @@ def test_frame_cache_gives_the_same_items(samples_dir):
         assert clip_a['frame_indices'].tolist() == clip_b['frame_indices'].tolist()
         assert (clip_a['video'] - clip_b['video']).abs().max() <= 0.5 / 255 + 1e-6
     assert len(cached.cache) == len(plain)
+
+
+def test_validation_split_is_carved_from_the_training_clips(formats_root, reference_frames):
+    train = FramesDataset(formats_root, frame_shape=(64, 64, 3), is_train=True, exclude_names=('a_mp4', 'f_folder'))
+    stems = {p.stem if p.is_file() else p.name for p in train.entries}
+    assert stems == {'b_mov', 'c_avi', 'd_webm', 'e_gif', 'g_strip'}
+    validation = FramesDataset(formats_root, frame_shape=(256, 256, 3), is_train=False, split='train',
+                               names=['a_mp4', 'f_folder'])
+    assert [p.name for p in validation.entries] == ['a_mp4.mp4', 'f_folder']
+    clip = validation.read_clip(1, num_frames=3)  # deterministic, unaugmented frames of the held-out clip
+    np.testing.assert_allclose(clip['video'][0].permute(1, 2, 0).numpy() * 255, reference_frames[0], atol=0.5)
+    with pytest.raises(FileNotFoundError, match=r"\['nope'\] are not in"):
+        FramesDataset(formats_root, is_train=False, split='train', names=['a_mp4', 'nope'])

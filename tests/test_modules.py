@@ -9,8 +9,8 @@ import yaml
 
 from modules.build import build_networks, load_inference_models, weights_id
 from modules.dense_motion import heatmap_difference, sparse_motions
-from modules.model import (GeneratorFullModel, RandomTransform, VGG19Features, keypoint_prior, make_perceptual_backbone,
-                           vertex_loss)
+from modules.model import (GeneratorFullModel, RandomTransform, VGG19Features, keypoint_guidance, keypoint_prior,
+                           make_perceptual_backbone, vertex_loss)
 from modules.util import ALIGN_CORNERS, make_coordinate_grid
 
 
@@ -185,3 +185,40 @@ def test_inference_checkpoint_round_trip(tiny, tmp_path):
         load_inference_models(str(tmp_path / 'bad.pth'))
     with pytest.raises(FileNotFoundError):
         load_inference_models(str(tmp_path / 'missing.pth'))
+
+
+def test_keypoint_guidance_ignores_unlabelled_and_pulls_keypoints_to_landmarks(tiny, sample_frames):
+    config, _ = tiny
+    kp_value = torch.rand(2, 3, 3) * 2 - 1
+    landmarks = kp_value[..., :2].clone()
+    confidence = torch.ones(2, 3)
+    assert float(keypoint_guidance(kp_value, landmarks, confidence)) == 0
+    landmarks[:, 0] += 0.5
+    assert float(keypoint_guidance(kp_value, landmarks, confidence)) == pytest.approx(1 / 6)  # mean over x, y
+    confidence[:, 0] = 0
+    assert float(keypoint_guidance(kp_value, landmarks, confidence)) == 0
+
+    # a detector trained on the guidance alone moves its keypoints onto the targets (real frames as input)
+    torch.manual_seed(0)
+    detector = build_networks(config)['kp_detector']
+    frames = sample_frames(64)[:4]
+    targets = torch.rand(4, detector.num_kp, 2) * 1.2 - 0.6
+    weight = torch.ones(4, detector.num_kp)
+    optimizer = torch.optim.Adam(detector.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(40):
+        loss = keypoint_guidance(detector(frames)['value'], targets, weight)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_keypoint_guidance_needs_one_landmark_per_keypoint(tiny):
+    config, nets = tiny
+    params = copy.deepcopy(config['train_params'])
+    params['keypoint_guidance_landmarks'] = [0, 1, 2]
+    with pytest.raises(ValueError, match='one vertex-label index per keypoint'):
+        GeneratorFullModel(nets['kp_detector'], nets['generator'], nets['vertex_head'], nets['discriminator'],
+                           params)

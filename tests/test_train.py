@@ -132,6 +132,7 @@ def test_resume_continues_at_next_epoch_and_fine_tune_reports_mismatches(tiny_co
 
     # fine-tune: a different vertex count -> new folder, report of the shape mismatch, fresh optimizers
     tiny_config['model_params']['vertex_head_params']['num_vertices'] = 68
+    tiny_config['train_params']['loss_weights']['keypoint_guidance'] = 0  # its landmarks index the 543 layout
     tiny_config['train_params']['num_epochs'] = 1
     other = _write_config(tiny_config, tmp_path / 'tiny68.yaml')
     run.main(['--config', other, '--checkpoint', str(run_dir / 'checkpoint.pth'), '--log_dir',
@@ -151,6 +152,7 @@ def test_fine_tune_loads_matching_weights(tiny_config):
     torch.manual_seed(0)
     source = Trainer(tiny_config, 'cpu').checkpoint(epoch=0, iteration=0)
     tiny_config['model_params']['vertex_head_params']['num_vertices'] = 68
+    tiny_config['train_params']['loss_weights']['keypoint_guidance'] = 0  # its landmarks index the 543 layout
     torch.manual_seed(1)
     target = Trainer(tiny_config, 'cpu')
     lines = target.fine_tune_from(source)

@@ -1,0 +1,157 @@
+"""Training-recipe ablations: the same budget for every variant, one results table regenerated from the runs.
+
+An ablation file (e.g. ``config/ablations/humans256-cpu.yaml``) names a base config, an optional parent checkpoint
+that every variant is fine-tuned from, the budget (``train_params`` overrides such as ``num_epochs`` and
+``num_repeats``, identical for all variants) and the variants, each a dict of dotted config overrides::
+
+    base: config/humans256-cpu.yaml
+    parent: checkpoints/humans256-cpu.pth
+    budget: {num_epochs: 8, num_repeats: 5}
+    variants:
+      baseline: {}
+      guidance: {train_params.loss_weights.keypoint_guidance: 10}
+
+Commands::
+
+    python -m tools.ablate run ABLATIONS.yaml --variant guidance [--log-dir log/ablations] [--device cpu]
+    python -m tools.ablate report ABLATIONS.yaml [--log-dir log/ablations] [--out docs/TRAINING.md]
+
+``run`` trains one variant into ``LOG_DIR/<ablation file stem>/<variant>/`` (resumes there if interrupted).
+``report`` reads every variant's ``best.pth`` (selected on the validation split, ``dataset_params.validation_names``)
+and ``checkpoint.pth`` and writes a Markdown table: iterations, hours, the validation PSNR of the decoded frames, of
+the frozen key-reference frame and their difference (how much of the motion the model transmits), L1 and vertex L1.
+"""
+import argparse
+import copy
+import platform
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from logger import atomic_write, load_checkpoint
+
+
+def load_ablations(path):
+    """Parse an ablation file. Returns dict with 'base', 'parent' (or None), 'budget', 'variants'.
+    Raises FileNotFoundError / ValueError naming the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ablation file '{path}' does not exist; see config/ablations/")
+    with open(path) as handle:
+        spec = yaml.safe_load(handle)
+    if not isinstance(spec, dict) or not isinstance(spec.get('variants'), dict) or 'base' not in spec:
+        raise ValueError(f"'{path}' is not an ablation file: it needs 'base' (a config) and 'variants' (name -> "
+                         f"overrides)")
+    return {'base': spec['base'], 'parent': spec.get('parent'), 'budget': spec.get('budget') or {},
+            'variants': spec['variants']}
+
+
+def apply_overrides(config, overrides):
+    """Copy of ``config`` with dotted keys set (``'train_params.loss_weights.vertex': 0``).
+    Raises KeyError naming a dotted key whose parent section does not exist (a typo)."""
+    config = copy.deepcopy(config)
+    for dotted, value in overrides.items():
+        node = config
+        *parents, leaf = dotted.split('.')
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise KeyError(f"override '{dotted}': section '{key}' does not exist in the config")
+            node = node[key]
+        node[leaf] = value
+    return config
+
+
+def variant_config(spec, name):
+    """The full config of variant ``name``: base config + budget + the variant's overrides."""
+    from run import load_config
+    if name not in spec['variants']:
+        raise KeyError(f"no variant '{name}'; the file has {sorted(spec['variants'])}")
+    config = load_config(spec['base'])
+    config = apply_overrides(config, {f'train_params.{k}': v for k, v in spec['budget'].items()})
+    return apply_overrides(config, spec['variants'][name] or {})
+
+
+def run_variant(ablation_file, name, log_dir, device):
+    """Train variant ``name`` (fine-tuned from the parent, or resumed from its own last checkpoint)."""
+    import train
+    spec = load_ablations(ablation_file)
+    config = variant_config(spec, name)
+    run_dir = Path(log_dir) / Path(ablation_file).stem / name
+    own = run_dir / 'checkpoint.pth'
+    checkpoint = str(own) if own.is_file() else spec['parent']
+    print(f"variant {name}: {run_dir} (from {checkpoint or 'scratch'})")
+    return train.train(config, str(run_dir), device, checkpoint_path=checkpoint)
+
+
+def _row(name, run_dir):
+    best, last = run_dir / 'best.pth', run_dir / 'checkpoint.pth'
+    if not best.is_file() or not last.is_file():
+        return None
+    selected = load_checkpoint(str(best))
+    final = load_checkpoint(str(last))
+    val = selected['validation']
+    hours = (last.stat().st_mtime - (run_dir / 'config.yaml').stat().st_mtime) / 3600
+    return {'variant': name, 'iterations': final.get('iteration', 0), 'hours': hours,
+            'best_iteration': selected.get('iteration', 0), 'psnr': val.get('psnr'),
+            'psnr_frozen': val.get('psnr_frozen'), 'l1': val.get('l1'), 'vertex_l1': val.get('vertex_l1')}
+
+
+def _fmt(value, digits):
+    return 'n/a' if value is None else f'{value:.{digits}f}'
+
+
+def report(ablation_file, log_dir, out):
+    """Write the Markdown results table of every finished variant to ``out``; returns the text."""
+    spec = load_ablations(ablation_file)
+    root = Path(log_dir) / Path(ablation_file).stem
+    lines = [f"## `{ablation_file}`", '',
+             f"Regenerated by `python -m tools.ablate report {ablation_file}` on "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({platform.machine()}, "
+             f"{platform.node() or 'unknown host'}). Base config `{spec['base']}`, every variant fine-tuned from "
+             f"`{spec['parent'] or 'scratch'}` with the same budget {spec['budget']}. Validation: held-out training "
+             f"clips (`dataset_params.validation_names`), first frame as the key-reference frame, uncompressed "
+             f"keypoints; best checkpoint by validation L1. 'gain' = PSNR of the decoded frames minus PSNR of the "
+             f"key-reference frame held still: the part of the motion the model transmits.", '',
+             '| variant | overrides | iterations | hours | best at | PSNR dB | frozen PSNR dB | gain dB | L1 | '
+             'vertex L1 |', '|---|---|---|---|---|---|---|---|---|---|']
+    for name, overrides in spec['variants'].items():
+        row = _row(name, root / name)
+        if row is None:
+            lines.append(f"| {name} | {overrides or '-'} | not run | | | | | | | |")
+            continue
+        gain = None if row['psnr'] is None or row['psnr_frozen'] is None else row['psnr'] - row['psnr_frozen']
+        lines.append(f"| {name} | {overrides or '-'} | {row['iterations']} | {row['hours']:.2f} | "
+                     f"{row['best_iteration']} | {_fmt(row['psnr'], 2)} | {_fmt(row['psnr_frozen'], 2)} | "
+                     f"{_fmt(gain, 2)} | {_fmt(row['l1'], 4)} | {_fmt(row['vertex_l1'], 4)} |")
+    text = '\n'.join(lines) + '\n'
+    if out:
+        atomic_write(out, lambda temporary: Path(temporary).write_text(text))
+    return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('command', choices=('run', 'report'))
+    parser.add_argument('ablations', help='ablation YAML file (see config/ablations/)')
+    parser.add_argument('--variant', help='variant to train (run)')
+    parser.add_argument('--log-dir', default='log/ablations', help='parent folder of the runs')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--out', help='Markdown file to write (report; default: print only)')
+    args = parser.parse_args(argv)
+    try:
+        if args.command == 'run':
+            if not args.variant:
+                raise ValueError('run needs --variant NAME')
+            run_variant(args.ablations, args.variant, args.log_dir, args.device)
+        else:
+            print(report(args.ablations, args.log_dir, args.out))
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
