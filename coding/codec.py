@@ -230,6 +230,11 @@ class Decoder:
         """
         stream = data if isinstance(data, bitstream.S2DStream) else bitstream.parse(data)
         bitstream.check_weights(stream, self.models.weights_id)
+        limit = keypoint_coder.max_frames(len(stream.keypoints), stream.num_kp)
+        if stream.frame_count > limit:
+            raise bitstream.BitstreamError(
+                f'header announces {stream.frame_count} frames but the {len(stream.keypoints)}-byte keypoint '
+                f'section can hold at most {limit}: truncated or corrupt file')
         if (stream.height, stream.width) != self.size or stream.num_kp != self.num_kp:
             raise bitstream.BitstreamError(
                 f'bitstream holds {stream.width}x{stream.height} frames with {stream.num_kp} keypoints, '
@@ -257,8 +262,11 @@ class Decoder:
             iterating); coding.vvc.VVCError if the key frame cannot be decoded.
         """
         stream = self.parse(data)
-        key = vvc_lib.decode(stream.key_frame, stream.width, stream.height, backend=stream.key_codec,
-                         vtm=self.vtm)
+        try:
+            key = vvc_lib.decode(stream.key_frame, stream.width, stream.height, backend=stream.key_codec,
+                                 vtm=self.vtm, max_frames=1)
+        except vvc_lib.VVCContentError as err:
+            raise bitstream.BitstreamError(f'key-frame section: {err}') from None
         if len(key) != 1:
             raise bitstream.BitstreamError(f'key-frame section holds {len(key)} pictures, expected 1')
         return self._frames(stream, key[0])
@@ -282,10 +290,18 @@ class Decoder:
 
 
 def _keypoint_frames(stream):
-    """Yield the quantized keypoints (K, 3) of each frame of a parsed stream; BitstreamError if corrupt."""
+    """Yield the quantized keypoints (K, 3) of each frame of a parsed stream; BitstreamError if corrupt, if the
+    keypoint data ends before the header's frame count, or if a keypoint leaves [-1, 1] (beyond the rounding of
+    quantization: |q| <= round(1 / kp_step))."""
     decoder = keypoint_coder.KeypointDecoder(stream.keypoints, stream.num_kp, stream.kp_step)
-    for _ in range(stream.frame_count):
-        yield decoder.decode_frame()
+    max_q = keypoint_coder.max_abs_quantized(stream.kp_step)
+    for index in range(stream.frame_count):
+        q = decoder.decode_frame()
+        if np.any(np.abs(q) > max_q):
+            raise bitstream.BitstreamError(
+                f'keypoint data is corrupt: frame {index} has a keypoint at '
+                f'{float(np.abs(q).max()) * stream.kp_step:g}, outside [-1, 1]')
+        yield q
     decoder.finish()
 
 

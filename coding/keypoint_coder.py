@@ -46,6 +46,11 @@ ACTIVITY_DECAY = 3                   # moving average: act <- act - act/8 + 16 |
 ACTIVITY_EDGES = (4, 12, 24)         # classes: |r| averages <= 1/4, <= 3/4, <= 1.5, above
 MAX_ABS_Q = 1 << 30                  # largest |quantized keypoint| accepted (overflow guard)
 MAX_EG_PREFIX = 31                   # longest Exp-Golomb prefix a valid stream can contain
+#: fewest bits any inter-frame residual symbol can cost: its probability is at most (4096 - 17) / 4096
+MIN_SYMBOL_BITS = -math.log2((COUNT_LIMIT - ESCAPE) / COUNT_LIMIT)
+#: slack of the information bound: range-coder flush words and rounding of the coder's fixed-point probabilities
+_INFO_SLACK_BITS = 128
+_INFO_SLACK_RATIO = 1e-3
 
 _BIT = constriction.stream.model.Uniform(2)
 
@@ -88,6 +93,21 @@ def read_exp_golomb(read_bit, order):
     for _ in range(prefix + order):
         high = (high << 1) | read_bit()
     return high - (1 << order)
+
+
+def max_frames(payload_bytes, num_kp):
+    """Most frames a keypoint payload of this size can hold (every frame costs at least 3 K MIN_SYMBOL_BITS).
+
+    Args: payload_bytes: size of the keypoint section; num_kp: K.
+    Returns: int, an upper bound on the frame count of any valid stream of this size.
+    """
+    bits = (8 * payload_bytes + _INFO_SLACK_BITS) * (1 + _INFO_SLACK_RATIO)
+    return 1 + int(bits / (3 * num_kp * MIN_SYMBOL_BITS))
+
+
+def max_abs_quantized(kp_step):
+    """Largest |q| of a keypoint in [-1, 1] quantized with ``kp_step``: round(1 / kp_step)."""
+    return int(round(1.0 / kp_step))
 
 
 def quantize(kp, kp_step):
@@ -231,6 +251,9 @@ class KeypointDecoder:
             raise BitstreamError(f'keypoint section is not a valid range-coder stream: {exc}') from exc
         self._contexts = _Contexts(num_kp)
         self._previous = None
+        self.frames = 0
+        self.info_bits = 0.0       # information decoded so far; a valid stream holds no more than its size
+        self.info_limit = (8 * len(payload) + _INFO_SLACK_BITS) * (1 + _INFO_SLACK_RATIO)
 
     def _decode(self, model):
         try:
@@ -239,6 +262,7 @@ class KeypointDecoder:
             raise BitstreamError(f'keypoint data is corrupt (range decoder: {exc})') from exc
 
     def _bit(self):
+        self.info_bits += 1.0
         return self._decode(_BIT)
 
     def decode_frame(self):
@@ -259,7 +283,9 @@ class KeypointDecoder:
             for k in range(self.num_kp):
                 for axis in range(3):
                     ctx = self._contexts.context(k, axis)
-                    symbol = self._decode(self._contexts.model(ctx)[0])
+                    model, counts = self._contexts.model(ctx)
+                    symbol = self._decode(model)
+                    self.info_bits -= math.log2(counts[symbol] / counts.sum())
                     if symbol == ESCAPE:
                         negative = self._bit()
                         magnitude = read_exp_golomb(self._bit, 0) + MAX_DIRECT + 1
@@ -274,6 +300,10 @@ class KeypointDecoder:
             q = self._previous + residual
             if np.any(np.abs(q) > MAX_ABS_Q):
                 raise BitstreamError('keypoint data is corrupt (keypoint out of range)')
+        if self.info_bits > self.info_limit:
+            raise BitstreamError(f'keypoint data ends before frame {self.frames}: the keypoint section holds fewer '
+                                 f'frames than the header announces (truncated or corrupt file)')
+        self.frames += 1
         self._previous = q
         return q
 

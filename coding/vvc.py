@@ -23,6 +23,7 @@ Every result records the backend name and the QP it was coded with.
 """
 import dataclasses
 import os
+import re
 import shlex
 import subprocess
 import tempfile
@@ -50,6 +51,10 @@ _VVENC_LOWDELAY = 'PicReordering=0:GOPSize=8:DecodingRefreshType=none:IntraPerio
 
 class VVCError(RuntimeError):
     """A VVC encoder/decoder is missing, failed, or returned something unusable."""
+
+
+class VVCContentError(VVCError):
+    """A VVC bitstream holds other pictures than expected (another size, or more of them)."""
 
 
 @dataclasses.dataclass
@@ -236,11 +241,39 @@ def _run(cmd, what, cwd=None):
     return proc
 
 
-def _read_output(path, what):
+def _read_output(path, what, max_bytes=None):
     if not os.path.isfile(path) or os.path.getsize(path) == 0:
         raise VVCError(f'{what} exited normally but wrote no output to {path}')
+    if max_bytes is not None and os.path.getsize(path) > max_bytes:
+        raise VVCContentError(f'{what} decoded {os.path.getsize(path)} bytes, more than the {max_bytes} bytes of the '
+                       f'expected pictures: the bitstream holds more or larger pictures than announced')
     with open(path, 'rb') as f:
         return f.read()
+
+
+_PROBED_SIZE = re.compile(r'Video: vvc\b[^\n]*?, (\d+)x(\d+)')
+
+
+def coded_size(bitstream):
+    """Picture size a VVC bitstream declares (its SPS), read without decoding (ffmpeg's stream probe).
+
+    Args: bitstream: raw Annex-B VVC bytes.
+    Returns: (width, height) in luma samples.
+    Raises: VVCError if no VVC video stream is found.
+    """
+    with tempfile.TemporaryDirectory(prefix='s2d_vvc_') as tmp:
+        src = os.path.join(tmp, 'probe.266')
+        with open(src, 'wb') as f:
+            f.write(bitstream)
+        try:
+            proc = subprocess.run([ffmpeg_exe(), '-nostdin', '-hide_banner', '-f', 'vvc', '-i', src],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise VVCError(f'probing the VVC bitstream failed: {exc}') from exc
+    match = _PROBED_SIZE.search(proc.stderr.decode(errors='replace'))
+    if not match:
+        raise VVCError('VVC decoding: not a decodable VVC bitstream (no VVC picture size found in it)')
+    return int(match.group(1)), int(match.group(2))
 
 
 def _check_qp(qp):
@@ -265,15 +298,22 @@ def _vvenc_encode(frames, qp, fps, tmp, lowdelay):
     return _read_output(out, 'VVenC encoding (ffmpeg libvvenc)')
 
 
-def _vvenc_decode(bitstream, width, height, tmp):
+def _frame_bytes(width, height, bit_depth):
+    return width * height * 3 // 2 * (1 if bit_depth == 8 else 2)
+
+
+def _vvenc_decode(bitstream, width, height, tmp, max_frames=None):
     src = os.path.join(tmp, 'dec_in.266')
     rec = os.path.join(tmp, 'rec.yuv')
     with open(src, 'wb') as f:
         f.write(bitstream)
     cmd = [ffmpeg_exe(), '-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'vvc', '-i', src,
-           '-f', 'rawvideo', '-pix_fmt', 'yuv420p10le', '-y', rec]
-    _run(cmd, 'VVC decoding (ffmpeg native vvc decoder)')
-    return yuv420_to_rgb(_read_output(rec, 'VVC decoding (ffmpeg)'), width, height, 10)
+           '-f', 'rawvideo', '-pix_fmt', 'yuv420p10le']
+    if max_frames is not None:     # one picture more than allowed, to see that there are too many
+        cmd += ['-frames:v', str(max_frames + 1)]
+    _run(cmd + ['-y', rec], 'VVC decoding (ffmpeg native vvc decoder)')
+    limit = None if max_frames is None else (max_frames + 1) * _frame_bytes(width, height, 10)
+    return yuv420_to_rgb(_read_output(rec, 'VVC decoding (ffmpeg)', limit), width, height, 10)
 
 
 def _vtm_encode(frames, qp, fps, tmp, lowdelay, tools):
@@ -295,13 +335,14 @@ def _vtm_encode(frames, qp, fps, tmp, lowdelay, tools):
     return _read_output(out, 'VTM EncoderApp')
 
 
-def _vtm_decode(bitstream, width, height, tmp, tools):
+def _vtm_decode(bitstream, width, height, tmp, tools, max_frames=None):
     src = os.path.join(tmp, 'dec_in.bin')
     rec = os.path.join(tmp, 'rec.yuv')
     with open(src, 'wb') as f:
         f.write(bitstream)
     _run([tools.decoder, '-b', src, '-o', rec, '-d', '8'], 'VTM DecoderApp', cwd=tmp)
-    return yuv420_to_rgb(_read_output(rec, 'VTM DecoderApp'), width, height, 8)
+    limit = None if max_frames is None else (max_frames + 1) * _frame_bytes(width, height, 8)
+    return yuv420_to_rgb(_read_output(rec, 'VTM DecoderApp', limit), width, height, 8)
 
 
 def _check_backend(backend):
@@ -309,24 +350,35 @@ def _check_backend(backend):
         raise ValueError(f'unknown VVC backend {backend!r}; choose one of {BACKENDS}')
 
 
-def decode(bitstream, width, height, backend='vvenc', vtm=None):
+def decode(bitstream, width, height, backend='vvenc', vtm=None, max_frames=None):
     """Decode a VVC bitstream to RGB frames.
+
+    The picture size the bitstream declares is read first (:func:`coded_size`) and must be ``width`` x
+    ``height``, so a tiny bitstream of huge pictures is refused before it is decoded.
 
     Args:
         bitstream: raw Annex-B VVC bytes.
         width, height: the coded frame size in pixels.
         backend: 'vvenc' (ffmpeg's native vvc decoder) or 'vtm' (DecoderApp).
         vtm: VTMTools for the vtm backend (default: from the environment).
+        max_frames: refuse a bitstream holding more pictures than this (None: no limit); the decoded output is
+            bounded accordingly.
     Returns: uint8 (T, H, W, 3) RGB.
-    Raises: VVCError if the decoder is missing or fails, ValueError for a bad backend name.
+    Raises: VVCError if the decoder is missing or fails; VVCContentError (a VVCError) if the pictures are not
+        width x height or there are more than ``max_frames``; ValueError for a bad backend name.
     """
     _check_backend(backend)
+    tools = (vtm or VTMTools()).resolved(need=('decoder',)) if backend == 'vtm' else None
+    coded = coded_size(bitstream)
+    if coded != (width, height):
+        raise VVCContentError(f'the VVC bitstream codes {coded[0]}x{coded[1]} pictures, expected {width}x{height}')
     with tempfile.TemporaryDirectory(prefix='s2d_vvc_') as tmp:
         if backend == 'vtm':
-            frames = _vtm_decode(bitstream, width, height, tmp,
-                                 (vtm or VTMTools()).resolved(need=('decoder',)))
+            frames = _vtm_decode(bitstream, width, height, tmp, tools, max_frames)
         else:
-            frames = _vvenc_decode(bitstream, width, height, tmp)
+            frames = _vvenc_decode(bitstream, width, height, tmp, max_frames)
+    if max_frames is not None and len(frames) > max_frames:
+        raise VVCContentError(f'the VVC bitstream holds more than {max_frames} picture(s)')
     return frames
 
 

@@ -330,3 +330,46 @@ def test_cli_decode_does_not_keep_vertices(tmp_path, checkpoint, coded, capsys, 
     assert code == 0 and max(alive[T:]) <= 1, alive
     full = np.stack([v for _, v in original(Decoder(checkpoint), coded)])
     np.testing.assert_array_equal(np.load(tmp_path / 'v.npz')['vertices'], full)
+
+
+# -- 4. tiny files must not exhaust the machine --------------------------------------------------------------------
+
+def test_frame_count_is_checked_against_the_keypoint_data(checkpoint, coded):
+    import time
+    from coding import keypoint_coder
+    decoder = Decoder(checkpoint)
+    with pytest.raises(bitstream.BitstreamError, match='can hold at most'):
+        decoder.parse(retag(coded, frame_count=10 ** 7))
+    stream = bitstream.parse(coded)
+    most = keypoint_coder.max_frames(len(stream.keypoints), stream.num_kp)
+    assert T < most < 10 ** 5
+    start = time.monotonic()
+    with pytest.raises(bitstream.BitstreamError, match='ends before frame'):
+        decoder.decode_keypoints(retag(coded, frame_count=most))
+    assert time.monotonic() - start < 5
+    with pytest.raises(bitstream.BitstreamError, match='ends before frame|after the last frame'):
+        list(decoder.decode(retag(coded, frame_count=T + 3)))
+
+
+def test_keypoints_outside_the_unit_cube_are_rejected(checkpoint, coded):
+    from coding.keypoint_coder import KeypointEncoder
+    stream = bitstream.parse(coded)
+    encoder = KeypointEncoder(stream.num_kp, stream.kp_step)
+    q = np.zeros((stream.num_kp, 3), np.int64)
+    q[3, 1] = round(42.0 / stream.kp_step)
+    encoder.encode_frame(q)
+    with pytest.raises(bitstream.BitstreamError, match=r'outside \[-1, 1\]'):
+        Decoder(checkpoint).decode_keypoints(retag(coded, frame_count=1, keypoints=encoder.finish()))
+
+
+def test_key_frame_of_other_pictures_is_rejected_before_decoding(checkpoint, coded, frames):
+    decoder = Decoder(checkpoint)
+    large = vvc.encode_intra(np.zeros((256, 256, 3), np.uint8), 63).bitstream        # 256x256 claims 64x64
+    with pytest.raises(bitstream.BitstreamError, match='codes 256x256 pictures, expected 64x64'):
+        decoder.decode(retag(coded, key_frame=large))
+    quarters = vvc.encode_sequence(frames[:4, :32, :32], 63, 30).bitstream           # 4 x 32x32 = one 64x64
+    with pytest.raises(bitstream.BitstreamError, match='codes 32x32'):
+        decoder.decode(retag(coded, key_frame=quarters))
+    two = bitstream.parse(coded).key_frame * 2                                         # two 64x64 pictures
+    with pytest.raises(bitstream.BitstreamError, match='more than 1 picture'):
+        decoder.decode(retag(coded, key_frame=two))
