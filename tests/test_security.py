@@ -373,3 +373,24 @@ def test_key_frame_of_other_pictures_is_rejected_before_decoding(checkpoint, cod
     two = bitstream.parse(coded).key_frame * 2                                         # two 64x64 pictures
     with pytest.raises(bitstream.BitstreamError, match='more than 1 picture'):
         decoder.decode(retag(coded, key_frame=two))
+
+
+# -- 5. a truncated input video is not coded silently --------------------------------------------------------------
+
+def test_truncated_input_fails_unless_allowed(tmp_path, checkpoint, frames, capsys):
+    import subprocess
+    from tools.video_io import write_video
+    full = tmp_path / 'full.mp4'
+    write_video(full, np.concatenate([frames] * 8), 30)                                  # 32 frames
+    front = tmp_path / 'front.mp4'                                                        # moov at the front
+    subprocess.run([vvc.ffmpeg_exe(), '-nostdin', '-loglevel', 'error', '-i', full, '-c', 'copy',
+                    '-movflags', '+faststart', front], check=True)
+    cut = tmp_path / 'cut.mp4'
+    cut.write_bytes(front.read_bytes()[:front.stat().st_size // 2])
+    out = tmp_path / 'o.s2d'
+    code, err = run_cli(capsys, 'encode', '--checkpoint', checkpoint, '--input', cut, '--output', out, '--no-crop')
+    assert code == 1 and 'of the 32 frames' in err and '--allow-truncated' in err and not out.exists()
+    code, err = run_cli(capsys, 'encode', '--checkpoint', checkpoint, '--input', cut, '--output', out, '--no-crop',
+                        '--allow-truncated')
+    assert code == 0 and 'warning' in err and out.exists()
+    assert bitstream.read(out).frame_count < 32
