@@ -128,6 +128,8 @@ def run_reconstruction(config, checkpoint_path, out_dir, device='cpu', weights_d
         if seq.vertices is not None:
             row.update(vertex_accuracy(result['vertices'], seq.vertices, seq.confidence, *seq.frames.shape[1:3],
                                        rd['vertex_min_confidence']))
+        motion = suite.motion(seq.frames, result['frames'], float(seq.fps or 25)) or {}   # evaluation/motion.py
+        row.update({k: v for k, v in motion.items() if k != 'frames'})
         row['render_ms_per_frame'] = 1000 * result['seconds'] / len(seq.frames)
         row['vertex_head_ms_per_frame'] = 1000 * result['vertex_head_seconds'] / len(seq.frames)
         rows.append(row)

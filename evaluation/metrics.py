@@ -18,6 +18,10 @@ Definitions:
     vmaf      evaluation/vmaf.py (libvmaf model vmaf_v0.6.1 on YUV 4:2:0).
     dists, lpips_vgg, lpips_alex   evaluation/learned.py (lower is better).
     fvd       evaluation/fvd.py (lower is better).
+    motion    evaluation/motion.py: motion fidelity (MediaPipe Holistic teacher on the original and the decoded
+              frames: landmark error / PCK per face, pose and hands; mouth-opening, yaw and pitch correlation over
+              time; frames without a face). Not a per-frame score: MetricSuite.motion returns its dict (the RD
+              pipeline stores it per point like the vertex accuracy), MetricSuite.sequence leaves it out.
 """
 import numpy as np
 import piq
@@ -29,7 +33,9 @@ from evaluation.vmaf import VMAF_MODEL, vmaf
 from evaluation.weights import Unavailable
 
 FRAME_METRICS = ('psnr', 'psnr_yuv', 'ssim', 'ms_ssim')
-ALL_METRICS = FRAME_METRICS + ('vmaf', 'dists', 'lpips_vgg', 'lpips_alex', 'fvd')
+ALL_METRICS = FRAME_METRICS + ('vmaf', 'dists', 'lpips_vgg', 'lpips_alex', 'fvd', 'motion')
+#: metrics that are not a per-sequence scalar of MetricSuite.sequence (no BD-rate, no RD plot)
+NON_SCALAR = frozenset({'fvd', 'motion'})
 LOWER_IS_BETTER = frozenset({'dists', 'lpips_vgg', 'lpips_alex', 'fvd'})
 
 # BT.601 limited range ("studio swing"), 8-bit: rows Y, U, V; applied to R, G, B in [0, 255].
@@ -153,6 +159,11 @@ class MetricSuite:
                     self.unavailable[name] = built
                 else:
                     self.i3d = built
+            elif name == 'motion':
+                try:
+                    import mediapipe  # noqa: F401  (the teacher of evaluation/motion.py)
+                except ImportError as error:
+                    self.unavailable[name] = Unavailable(name, f'mediapipe cannot be imported: {error}')
         self.available = [n for n in names if n not in self.unavailable]
 
     @torch.no_grad()
@@ -194,6 +205,33 @@ class MetricSuite:
         """
         return None if self.i3d is None else self.i3d(np.asarray(frames))
 
+    def motion_landmarks(self, frames):
+        """Teacher landmarks of original frames, to reuse over several decoded versions (see :meth:`motion`).
+
+        Args:
+            frames: (T, H, W, 3) uint8 RGB.
+        Returns:
+            evaluation.motion.Landmarks | None when the motion metric is not available.
+        """
+        if 'motion' not in self.available:
+            return None
+        from evaluation.motion import teacher_landmarks
+        return teacher_landmarks(frames)
+
+    def motion(self, reference, distorted, fps, reference_landmarks=None):
+        """Motion fidelity of one sequence (evaluation/motion.py), or None when not available.
+
+        Args:
+            reference, distorted: (T, H, W, 3) uint8 RGB, same shape. fps: frame rate (> 0).
+            reference_landmarks: :meth:`motion_landmarks` of ``reference`` (None: computed here).
+        Returns:
+            dict (evaluation.motion.FIELDS) | None.
+        """
+        if 'motion' not in self.available:
+            return None
+        from evaluation.motion import motion_fidelity
+        return motion_fidelity(reference, distorted, fps, reference_landmarks)
+
     def protocol(self, frame_shape=None):
         """Human-readable definitions of the metrics of this suite (for summary.md / report.json).
 
@@ -216,7 +254,14 @@ class MetricSuite:
             lpips_vgg=LEARNED_METRICS['lpips_vgg'][1] + '.',
             lpips_alex=LEARNED_METRICS['lpips_alex'][1] + '.',
             fvd=f'FVD: I3D (i3d_torchscript.pt) features of 16-frame clips every {self.fvd_stride} frames, '
-                'resized to 224x224, Frechet distance over all clips of the test set.')
+                'resized to 224x224, Frechet distance over all clips of the test set.',
+            motion='Motion fidelity (evaluation/motion.py): MediaPipe Holistic (0.10.14, video mode, a fresh '
+                   'instance per video) on the original and the decoded frames at the evaluated size; landmark '
+                   'error in px and normalised (face: by the inter-ocular distance, face-mesh 33-263; pose and '
+                   'hands: by the torso, mid-shoulders to mid-hips, of the original), PCK at 0.1 of it, over '
+                   'landmarks found in both; Pearson correlation over time of the mouth opening (face-mesh 13-14 / '
+                   'inter-ocular distance), head yaw and pitch proxies (nose tip vs cheek edges 234/454), 0 for a '
+                   'constant decoded series; frames without a face counted per video.')
         for name in self.available:
             lines.append(text[name])
         for name, why in self.unavailable.items():

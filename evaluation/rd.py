@@ -10,6 +10,12 @@ Bits are the sizes of the real ``.s2d`` / ``.266`` files (kept under ``<out>/bit
 sequence) result is cached as JSON under ``<out>/cache`` (atomic writes), keyed by the frames' hash, backend and
 weights, so an interrupted run resumes and a finished one is served from the cache.
 
+Motion fidelity (metric ``motion``, evaluation/motion.py) is computed for every point, the frozen key frame
+included (the no-motion baseline): the teacher's landmarks of each original sequence are cached once under
+``<out>/cache/reference/<sequence>_<hash>.holistic.npz`` and reused by its points; each point's result is stored in
+its cache record (``motion``), its fields go to results.csv (MOTION_ROW_FIELDS) and summary.md has a motion table
+(means over the sequences where a value is defined, frame counts summed).
+
 Outputs in ``<out>``: results.csv (one row per sequence and point), summary.md (BD-rate table in the paper's
 Table 1 layout and mean rate / quality per QP), summary.json, plots/rd_<metric>.png, tensorboard/.
 """
@@ -31,7 +37,9 @@ from coding import vvc
 from coding.codec import Decoder, Encoder
 from evaluation.bdrate import bd_rate, quality_label, to_quality
 from evaluation.fvd import CLIP_LENGTH, frechet_distance
-from evaluation.metrics import MetricSuite
+from evaluation.metrics import NON_SCALAR, MetricSuite
+from evaluation.motion import FIELDS as MOTION_FIELDS
+from evaluation.motion import Landmarks
 from evaluation.params import rd_params
 from evaluation.plots import PLOT_METRICS, plot_rd
 from evaluation.sequences import evaluation_dataset, load_sequences
@@ -42,6 +50,13 @@ from tools.video_io import atomic_path
 
 ANCHOR = 'anchor'
 VERTEX_FIELDS = ('vertex_error_px', 'pck5', 'pck10')
+#: motion-fidelity fields in results.csv (all of evaluation.motion.FIELDS but 'frames', which the row has already)
+MOTION_ROW_FIELDS = tuple(f for f in MOTION_FIELDS if f != 'frames')
+#: motion fields averaged over the sequences in summary.md / summary.json, and the counts summed there
+MOTION_MEAN_FIELDS = ('face_error_px', 'face_error_norm', 'face_pck', 'pose_error_px', 'pose_error_norm', 'pose_pck',
+                      'hands_error_px', 'hands_error_norm', 'hands_pck', 'mouth_corr', 'yaw_corr', 'pitch_corr')
+MOTION_SUM_FIELDS = ('frames_no_face_original', 'frames_no_face_decoded', 'frames_no_pose_original',
+                     'frames_no_pose_decoded')
 
 
 @dataclass(frozen=True)
@@ -157,8 +172,10 @@ class RDEvaluation:
         record = json.loads(path.read_text())
         if record.get('key') != key:
             return None
-        wanted = set(self.suite.available) - {'fvd'}
+        wanted = set(self.suite.available) - NON_SCALAR
         if not wanted <= set(record['metrics']):
+            return None
+        if 'motion' in self.suite.available and record.get('motion') is None:
             return None
         if 'fvd' in self.suite.available and record.get('fvd_features') is None and record['frames'] >= CLIP_LENGTH:
             return None
@@ -174,6 +191,19 @@ class RDEvaluation:
         if not path.is_file():
             _save_npy(path, self.suite.fvd_features(seq.frames))
         return path
+
+    def _reference_landmarks(self, seq, frames_hash):
+        """Teacher landmarks of the original frames (cached per frames hash); None without the motion metric."""
+        if 'motion' not in self.suite.available:
+            return None
+        path = self.out / 'cache' / 'reference' / f'{seq.name}_{frames_hash[:16]}.holistic.npz'
+        if path.is_file():
+            return Landmarks.load(path)
+        landmarks = self.suite.motion_landmarks(seq.frames)
+        with atomic_path(path) as tmp:
+            with open(tmp, 'wb') as handle:
+                landmarks.save(handle)
+        return landmarks
 
     # ---- coding -----------------------------------------------------------------------------------------------
     def _bitstream_path(self, point, seq, suffix):
@@ -228,7 +258,9 @@ class RDEvaluation:
                       fps_native=fps_native, backend=key['backend'],
                       bitstream=str(bitstream.relative_to(self.out)) if bitstream else None,
                       metrics=self.suite.sequence(seq.frames, frames, fps), seconds=seconds,
-                      vertices=None, fvd_features=None)
+                      vertices=None, fvd_features=None,
+                      motion=self.suite.motion(seq.frames, frames, fps_native or fps,
+                                               self._reference_landmarks(seq, frames_hash)))
         if wants_vertices:
             record['vertices'] = vertex_accuracy(vertices, seq.vertices, seq.confidence, *seq.frames.shape[1:3],
                                                  self.params['vertex_min_confidence'])
@@ -323,6 +355,7 @@ def result_row(record, forced_fps):
                fps=fps, kbps=None if bits is None else bits * fps / record['frames'] / 1000)
     row.update(record['metrics'])
     row.update(record['vertices'] or {})
+    row.update({k: v for k, v in (record.get('motion') or {}).items() if k in MOTION_ROW_FIELDS})
     row.update({f'{k[:-2]}_ms_per_frame': 1000 * v / record['frames'] for k, v in record['seconds'].items()})
     row.update(backend=record['backend'], bitstream=record['bitstream'])
     return row
@@ -360,7 +393,7 @@ def summarize(records, out, params, suite):
         'bd_rate_per_sequence' {curve: {metric: {'value', 'reason'}}}, 'unavailable' {metric: reason}.
     """
     rows = [result_row(r, params['fps']) for r in records]
-    metrics = [m for m in suite.available if m != 'fvd']
+    metrics = [m for m in suite.available if m not in NON_SCALAR]
     curves = {}
     for record, row in zip(records, rows):
         curve = curves.setdefault(record['curve'], dict(label=record['label'], codec=record['codec'], points={}))
@@ -373,6 +406,11 @@ def summarize(records, out, params, suite):
             point = dict(qp=qp, sequences=len(members))
             for field in ('kbps', 'kbps_native', 'bits_per_frame') + tuple(metrics) + VERTEX_FIELDS:
                 point[field] = _mean(row.get(field) for _, row in members)
+            if 'motion' in suite.available:
+                for field in MOTION_MEAN_FIELDS:
+                    point[field] = _mean(row.get(field) for _, row in members)
+                for field in MOTION_SUM_FIELDS:
+                    point[field] = sum(int(row[field]) for _, row in members if row.get(field) is not None)
             if has_fvd:
                 point['fvd'], why = _set_fvd([r for r, _ in members], out)
                 if why:
@@ -470,6 +508,23 @@ def render_summary(summary, context, plotted):
         for point in curve['points']:
             lines.append(f"| {curve['label']} | {point['qp'] if point['qp'] is not None else '-'} | "
                          + ' | '.join(_fmt(point.get(c)) for c in columns) + ' |')
+    motion_points = [(curve, p) for curve in summary['curves'].values() for p in curve['points']
+                     if 'mouth_corr' in p]
+    if motion_points:
+        lines += ['', '## Motion fidelity (MediaPipe Holistic teacher, original vs decoded; evaluation/motion.py)', '',
+                  'Landmark error in px at the evaluated size, normalised error (face: by the inter-ocular distance; '
+                  'pose, hands: by the torso) and PCK at 0.1 of it; Pearson correlation over time of the mouth '
+                  'opening, head yaw and pitch (0 when the decoded series is constant). Means over the sequences '
+                  'where defined; frames where the teacher found no face, summed over the sequences '
+                  '(original / decoded).', '']
+        columns = MOTION_MEAN_FIELDS
+        lines.append('| codec | QP | ' + ' | '.join(columns) + ' | no face orig / dec | no person orig / dec |')
+        lines.append('|---' * (len(columns) + 4) + '|')
+        for curve, point in motion_points:
+            lines.append(f"| {curve['label']} | {point['qp'] if point['qp'] is not None else '-'} | "
+                         + ' | '.join(_fmt(point.get(c)) for c in columns)
+                         + f" | {point['frames_no_face_original']} / {point['frames_no_face_decoded']}"
+                         + f" | {point['frames_no_pose_original']} / {point['frames_no_pose_decoded']} |")
     if summary['unavailable']:
         lines += ['', '## Unavailable metrics', ''] + [f'- {why}' for why in summary['unavailable'].values()]
     if plotted:

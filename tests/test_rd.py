@@ -33,7 +33,7 @@ def rd_setup(tmp_path, tiny_config, sample_video, tiny_checkpoint_factory):
     checkpoint = tiny_checkpoint_factory(tmp_path / 'tiny.pth', config=tiny_config)
     tiny_config['rd_params'] = dict(root_dir=str(data), num_frames=FRAMES, fps=25, key_qps=[32, 42],
                                     anchor_qps=[37, 47], vvc_backend='vvenc',
-                                    metrics=['psnr', 'ms_ssim', 'vmaf', 'lpips_alex', 'fvd'])
+                                    metrics=['psnr', 'ms_ssim', 'vmaf', 'lpips_alex', 'fvd', 'motion'])
     return tiny_config, checkpoint, tmp_path / 'out'
 
 
@@ -69,7 +69,15 @@ def test_rd_pipeline_end_to_end_with_cache(rd_setup, tmp_path, capsys):
             assert row['bitstream'].endswith(suffix) and bits == 8 * (out / row['bitstream']).stat().st_size
             assert float(row['kbps']) == pytest.approx(bits * 25 / FRAMES / 1000)
             assert float(row['kbps_native']) == pytest.approx(bits * 30 / FRAMES / 1000)
+            # motion fidelity on every point (the teacher finds the face even at 64x64)
+            assert int(row['frames_no_face_original']) == 0 and 0 <= int(row['frames_no_face_decoded']) <= FRAMES
+            if row['codec'] == 'frozen':     # the no-motion baseline: constant decoded series
+                assert float(row['mouth_corr']) == float(row['yaw_corr']) == 0.0
+                assert float(row['face_speed_decoded_px_s']) == 0 and float(row['face_error_px']) > 0
         by_point = {(r['codec'], r['qp']): r for r in rows}
+        # the VVC anchor at its best QP moves with the original: smaller face error, positive mouth correlation
+        assert float(by_point[('anchor', '37')]['face_error_px']) < float(by_point[('frozen', '32')]['face_error_px'])
+        assert float(by_point[('anchor', '37')]['mouth_corr']) > 0.5
         assert float(by_point[('anchor', '37')]['bits']) > float(by_point[('anchor', '47')]['bits'])
         # the s2d stream holds the key frame coded exactly as the frozen baseline, plus keypoints
         assert int(by_point[('s2d', '32')]['bits']) > int(by_point[('frozen', '32')]['bits'])
@@ -78,10 +86,13 @@ def test_rd_pipeline_end_to_end_with_cache(rd_setup, tmp_path, capsys):
             assert float(by_point[point]['vertex_error_px']) > 0
 
         summary = (out / 'summary.md').read_text()
-        for text in ('BD-rate against the VVC anchor', 'Sparse2Dense', 'Frozen key frame', 'VVenC',
+        for text in ('BD-rate against the VVC anchor', 'Sparse2Dense', 'Frozen key frame', 'VVenC', 'Motion fidelity',
+                     '| 0 / 0 |',
                      'alexnet-owt-7be5be79.pth', 'i3d_torchscript.pt', 'forced 25 fps'):
             assert text in summary, text
         data = json.loads((out / 'summary.json').read_text())
+        assert 'motion' not in data['metrics'] and 'motion' not in data['bd_rate']['s2d']     # not a BD-rate metric
+        assert list((out / 'cache' / 'reference').glob('head04_*.holistic.npz'))
         for curve in ('s2d', 'frozen'):
             for metric in ('psnr', 'ms_ssim', 'vmaf'):
                 entry = data['bd_rate'][curve][metric]
