@@ -49,11 +49,12 @@ def vmaf(reference, distorted, fps=25.0, threads=1):
         np.ascontiguousarray(reference).tofile(tmp / 'reference.rgb')
         raw = ['-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', f'{width}x{height}', '-r', f'{fps}']
         graph = ('[0:v]format=yuv420p[dis];[1:v]format=yuv420p[ref];'
-                 f'[dis][ref]libvmaf=model=version={VMAF_MODEL}:log_fmt=json:log_path={tmp / "vmaf.json"}'
+                 f'[dis][ref]libvmaf=model=version={VMAF_MODEL}:log_fmt=json:log_path=vmaf.json'
                  f':n_threads={threads}')
         cmd = [ffmpeg, '-nostdin', '-hide_banner', '-loglevel', 'error', *raw, '-i', str(tmp / 'distorted.rgb'),
                *raw, '-i', str(tmp / 'reference.rgb'), '-lavfi', graph, '-f', 'null', '-']
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        # cwd=tmp and a relative log path: a TMPDIR with ':' or quotes cannot break the filter graph's syntax
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
         if proc.returncode != 0 or not (tmp / 'vmaf.json').is_file():
             raise RuntimeError(f"ffmpeg libvmaf failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
         log = json.loads((tmp / 'vmaf.json').read_text())

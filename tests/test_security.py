@@ -394,3 +394,13 @@ def test_truncated_input_fails_unless_allowed(tmp_path, checkpoint, frames, caps
                         '--allow-truncated')
     assert code == 0 and 'warning' in err and out.exists()
     assert bitstream.read(out).frame_count < 32
+
+
+def test_vmaf_works_with_a_tmpdir_holding_colons_and_quotes(tmp_path, frames, monkeypatch):
+    import tempfile
+    from evaluation.vmaf import vmaf
+    odd = tmp_path / "a:b'c"
+    odd.mkdir()
+    monkeypatch.setenv('TMPDIR', str(odd))
+    monkeypatch.setattr(tempfile, 'tempdir', None)
+    assert vmaf(frames[:2], frames[:2], 30)['vmaf'] > 90
