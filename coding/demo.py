@@ -30,7 +30,7 @@ from tools.video_io import atomic_path, write_video
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-DEMO_METRICS = ('psnr', 'ms_ssim', 'vmaf')
+DEMO_METRICS = ('psnr', 'ms_ssim', 'vmaf', 'motion')
 #: anchor QPs tried first (VVenC nominal QP), then refined by +-1 around the closest rate
 ANCHOR_QP_GRID = (62, 57, 52, 47, 42, 37, 32)
 DISPLAY_SIZE = 256
@@ -104,7 +104,9 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
         crop: 'person', 'center' or 'none' (see :func:`coding.codec.read_video`).
     Returns:
         the report dict (also written to ``report.json``): rates in kbps and bits/frame, PSNR (dB), MS-SSIM,
-        VMAF per codec, encode/decode speed in frames/s.
+        VMAF per codec, its motion fidelity (``results[codec]['motion']``, evaluation/motion.py: landmark errors,
+        mouth / yaw / pitch correlations, frames without a face; None where mediapipe is missing), encode/decode
+        speed in frames/s.
     Raises:
         the errors of :class:`coding.codec.Encoder` / :func:`coding.codec.read_video` (bad checkpoint, unreadable
         video, no person) and :class:`coding.vvc.VVCError`.
@@ -140,10 +142,12 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
         f'vvc_anchor_{anchor.backend}': (anchor.frames, anchor.bits),
         'frozen_key_frame': (frozen, account.key_frame_bits + account.header_bits),
     }
+    landmarks = suite.motion_landmarks(frames)              # the teacher on the original, once
     results = {}
     for name, (video, bits) in codecs.items():
         results[name] = {'bits': int(bits), 'kbps': bits / seconds / 1000, 'bits_per_frame': bits / len(frames),
-                         **suite.sequence(frames, video, fps=float(fps))}
+                         **suite.sequence(frames, video, fps=float(fps)),
+                         'motion': suite.motion(frames, video, float(fps), landmarks)}
     results[f'vvc_anchor_{anchor.backend}']['qp'] = anchor.qp
 
     write_video(os.path.join(out_dir, 'decoded.mp4'), decoded, fps)
@@ -168,12 +172,19 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
         'results': results, 'anchor_qps_tried': anchor_tried,
         'encode_fps': len(frames) / encode_seconds, 'decode_fps': len(frames) / decode_seconds,
         'metrics_protocol': 'per frame on RGB at the model size, mean over the clip (VMAF: libvmaf vmaf_v0.6.1 '
-                            'pooled mean); VVenC QPs are nominal (not VTM QPs)',
+                            'pooled mean); VVenC QPs are nominal (not VTM QPs); motion: MediaPipe Holistic on the '
+                            'original and the decoded frames at the model size (evaluation/motion.py): face error in '
+                            'px and per inter-ocular distance, PCK at 0.1 of it, Pearson correlation over time of '
+                            'the mouth opening, head yaw and pitch (0 for a constant decoded series)',
         'machine': f'{platform.node()} {platform.machine()}, {os.cpu_count()} cores', 'date': time.strftime('%Y-%m-%d %H:%M'),
     }
     with atomic_path(os.path.join(out_dir, 'report.json')) as tmp, open(tmp, 'w') as handle:
         json.dump(report, handle, indent=2)
     return report
+
+
+def _num(value, width, digits):
+    return f'{value:{width}.{digits}f}' if value is not None else f"{'n/a':>{width}s}"
 
 
 def format_report(report):
@@ -186,6 +197,16 @@ def format_report(report):
         label = name + (f" (QP {r['qp']})" if 'qp' in r else '')
         lines.append(f"{label:24s} {r['kbps']:8.2f} {r['bits_per_frame']:10.1f} {r['psnr']:8.2f} "
                      f"{r['ms_ssim']:8.4f} {r['vmaf']:6.2f}")
+    motion = {name: r['motion'] for name, r in report['results'].items() if r.get('motion')}
+    if motion:
+        lines.append('motion fidelity (MediaPipe Holistic, original vs decoded; correlations over time, 1 = follows):')
+        lines.append(f"{'codec':24s} {'face px':>8s} {'face/IOD':>8s} {'PCK':>6s} {'mouth r':>8s} {'yaw r':>6s} "
+                     f"{'pitch r':>7s} {'no face orig/dec':>16s}")
+        for name, m in motion.items():
+            lines.append(f"{name:24s} {_num(m['face_error_px'], 8, 2)} {_num(m['face_error_norm'], 8, 3)} "
+                         f"{_num(m['face_pck'], 6, 3)} {_num(m['mouth_corr'], 8, 2)} {_num(m['yaw_corr'], 6, 2)} "
+                         f"{_num(m['pitch_corr'], 7, 2)} "
+                         f"{str(m['frames_no_face_original']) + '/' + str(m['frames_no_face_decoded']):>16s}")
     lines.append(f"encode {report['encode_fps']:.2f} frames/s, decode {report['decode_fps']:.2f} frames/s "
                  f"({report['machine']})")
     return '\n'.join(lines)

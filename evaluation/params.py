@@ -10,7 +10,8 @@
       anchor_qps: [37, 42, 47, 52]  # VVC anchor QPs (whole sequence, low delay)
       kp_steps: null              # keypoint quantisation steps to sweep (null: [codec_params.kp_step])
       vvc_backend: auto           # auto (vtm when VTM_ENCODER/VTM_DECODER/VTM_CFG_DIR are set, else vvenc)
-      metrics: [psnr, psnr_yuv, ssim, ms_ssim, vmaf, dists, lpips_vgg, lpips_alex, fvd]
+      metrics: [psnr, psnr_yuv, ssim, ms_ssim, vmaf, dists, lpips_vgg, lpips_alex, fvd, motion]
+                                  # motion: motion fidelity (evaluation/motion.py), reported per point, no BD-rate
       bd_min_overlap: 0.75        # minimum overlap of the quality ranges for a BD-rate (else 'n/a' + reason)
       fvd_stride: 16              # frames between FVD clip starts (clips are 16 frames)
       vertex_min_confidence: 0.5  # teacher labels below this confidence are ignored

@@ -29,6 +29,13 @@ def test_demo_writes_every_output_and_reports_real_numbers(tiny_checkpoint, samp
     for result in report['results'].values():
         assert 0 < result['ms_ssim'] <= 1 and result['psnr'] > 5 and 0 <= result['vmaf'] <= 100
     assert report['decode_fps'] > 0 and 'sparse2dense' in printed and 'MS-SSIM' in printed
+    # motion fidelity per codec; the frozen key frame never moves: 0 correlation, 0 face speed
+    for result in report['results'].values():
+        assert result['motion']['frames'] == 6 and result['motion']['frames_no_face_original'] == 0
+    frozen_motion = frozen['motion']
+    assert frozen_motion['mouth_corr'] == frozen_motion['yaw_corr'] == 0.0
+    assert frozen_motion['face_speed_decoded_px_s'] == 0 and frozen_motion['face_error_px'] > 0
+    assert 'motion fidelity' in printed and 'mouth r' in printed
     with av.open(str(out / 'side_by_side.mp4')) as container:
         stream = container.streams.video[0]
         assert (stream.width, stream.height) == (3 * 256, 256)
