@@ -1,4 +1,5 @@
-"""Evaluation of the Sparse2Dense codec: quality metrics, BD-rate, the rate-distortion pipeline, vertex accuracy.
+"""Evaluation of the Sparse2Dense codec: quality metrics, BD-rate, the rate-distortion pipeline, vertex accuracy,
+motion fidelity.
 
 Modules:
     metrics   per-frame / per-sequence quality metrics (PSNR, YUV-PSNR, SSIM, MS-SSIM) and the MetricSuite
@@ -10,5 +11,7 @@ Modules:
     bdrate    Bjontegaard-delta rate (bjontegaard package, piecewise cubic);
     rd        the rate-distortion pipeline (run.py --mode rd);
     vertices  vertex accuracy against teacher labels (run.py --mode vertices);
+    motion    motion fidelity: the Holistic teacher on original and decoded frames (landmark error, mouth / head
+              correlation over time, frames without a face);
     plots     RD plots (PNG).
 """

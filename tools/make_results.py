@@ -7,8 +7,9 @@ Usage (from the repository root, after ``data/humans256`` is prepared, see READM
 
 It runs (or resumes from its cache) ``run.py --mode rd`` on the config's test split, the demo on the bundled clip,
 ``benchmarks/bench_model.py`` and ``benchmarks/bench_codec.py``, and writes ``docs/RESULTS.md`` with the RD table,
-BD-rates, plots (copied to ``docs/figures/``), the quality-floor check against the frozen key frame, vertex accuracy,
-speed and memory, the machine and the date.
+BD-rates, plots (copied to ``docs/figures/``), the quality-floor check against the frozen key frame (MS-SSIM, VMAF,
+and the motion fidelity of evaluation/motion.py: face-landmark error and mouth-opening correlation), vertex
+accuracy, speed and memory, the machine and the date.
 """
 import argparse
 import csv
@@ -28,6 +29,20 @@ sys.path.insert(0, REPO)
 FLOOR_QPS = (32, 42)
 FLOOR_METRICS = ('ms_ssim', 'vmaf')
 DEMO_CLIP = os.path.join('data', 'samples', 'head04.mp4')
+#: motion targets of issue 9, at key-frame QP MOTION_TARGET_QP: mean face-landmark error at most
+#: FACE_ERROR_RATIO x the frozen key frame's; mouth-opening correlation at least MOUTH_CORR on head04 and the TED clips
+MOTION_FIELDS = ('face_error_px', 'mouth_corr')
+MOTION_TARGET_QP = 42
+FACE_ERROR_RATIO = 0.6
+MOUTH_CORR = 0.5
+
+
+def _float(value):
+    return float(value) if value not in (None, '') else None
+
+
+def _cell(value, digits):
+    return 'n/a' if value is None else f'{value:.{digits}f}'
 
 
 def run_benchmark(args):
@@ -71,6 +86,67 @@ def quality_floor(results_csv):
     return summary + [''] + lines, passed
 
 
+def motion_floor(results_csv):
+    """Motion fidelity of Sparse2Dense against the frozen key frame at key-frame QPs 32 and 42: the face-landmark
+    error (px at the model size) and the mouth-opening correlation per sequence, and the issue-9 targets at QP
+    MOTION_TARGET_QP (face error <= FACE_ERROR_RATIO x frozen on the mean; mouth correlation >= MOUTH_CORR on head04
+    and every TED clip).
+
+    Returns: (markdown lines, passed: bool | None); None when results.csv has no motion columns (metric off).
+    """
+    with open(results_csv) as handle:
+        rows = [r for r in csv.DictReader(handle) if r['codec'] in ('s2d', 'frozen') and r['qp']
+                and int(r['qp']) in FLOOR_QPS]
+    if not rows or any(field not in rows[0] for field in MOTION_FIELDS):
+        return ['Motion fidelity: not in results.csv (rd_params.metrics without `motion`).'], None
+    table = {(r['codec'], r['sequence'], int(r['qp'])): r for r in rows}
+    sequences = sorted({r['sequence'] for r in rows})
+    lines = ['| sequence | ' + ' | '.join(f'{c} {label} QP{q}' for q in FLOOR_QPS
+                                         for label in ('face error px', 'mouth r') for c in ('S2D', 'frozen'))
+             + ' | no face orig / S2D / frozen (QP42) |',
+             '|---' * (2 + 2 * len(FLOOR_QPS) * len(MOTION_FIELDS)) + '|']
+    values = {}
+    for seq in sequences:
+        cells = []
+        for q in FLOOR_QPS:
+            for field in MOTION_FIELDS:
+                for codec in ('s2d', 'frozen'):
+                    row = table.get((codec, seq, q))
+                    value = _float(row[field]) if row else None
+                    values[(codec, seq, q, field)] = value
+                    cells.append(_cell(value, 2))
+        s2d, frozen = table.get(('s2d', seq, MOTION_TARGET_QP)), table.get(('frozen', seq, MOTION_TARGET_QP))
+        counts = '/'.join(r['frames_no_face_decoded'] if r else '?' for r in (s2d, frozen))
+        cells.append(f"{s2d['frames_no_face_original'] if s2d else '?'} / {counts.replace('/', ' / ')}")
+        lines.append(f'| {seq} | ' + ' | '.join(cells) + ' |')
+
+    def mean(codec, q, field, only=None):
+        found = [values[(codec, s, q, field)] for s in sequences if (only is None or only(s))
+                 and values.get((codec, s, q, field)) is not None]
+        return float(np.mean(found)) if found else None
+
+    summary = []
+    for q in FLOOR_QPS:
+        s2d, frozen = mean('s2d', q, 'face_error_px'), mean('frozen', q, 'face_error_px')
+        ratio = s2d / frozen if s2d is not None and frozen else None
+        summary.append(f'- QP {q}: mean face-landmark error Sparse2Dense {_cell(s2d, 2)} px, frozen key frame '
+                       f'{_cell(frozen, 2)} px (ratio {_cell(ratio, 2)}); mean mouth-opening correlation '
+                       f"Sparse2Dense {_cell(mean('s2d', q, 'mouth_corr'), 2)}, frozen key frame "
+                       f"{_cell(mean('frozen', q, 'mouth_corr'), 2)}")
+    q = MOTION_TARGET_QP
+    s2d, frozen = mean('s2d', q, 'face_error_px'), mean('frozen', q, 'face_error_px')
+    face_ok = s2d is not None and frozen is not None and s2d <= FACE_ERROR_RATIO * frozen
+    talking = [s for s in sequences if s.startswith('ted') or s == 'head04']
+    mouth = {s: values.get(('s2d', s, q, 'mouth_corr')) for s in talking}
+    mouth_ok = bool(talking) and all(v is not None and v >= MOUTH_CORR for v in mouth.values())
+    summary.append(f'- target at QP {q}, mean face-landmark error <= {FACE_ERROR_RATIO} x the frozen key frame\'s: '
+                   f'**{"met" if face_ok else "not met"}**')
+    summary.append(f'- target at QP {q}, mouth-opening correlation >= {MOUTH_CORR} on head04 and the TED clips '
+                   f'({", ".join(f"{s} {_cell(v, 2)}" for s, v in mouth.items()) or "none evaluated"}): '
+                   f'**{"met" if mouth_ok else "not met"}**')
+    return summary + [''] + lines, face_ok and mouth_ok
+
+
 def demote(markdown, levels=1):
     """Shift every markdown heading down by ``levels`` (to nest a generated report in this one)."""
     return '\n'.join('#' * levels + line if line.startswith('#') else line for line in markdown.splitlines())
@@ -107,6 +183,7 @@ def main():
     with open(os.path.join(args.rd_out, 'summary.md')) as handle:
         summary = handle.read()
     floor_lines, passed = quality_floor(os.path.join(args.rd_out, 'results.csv'))
+    motion_lines, motion_passed = motion_floor(os.path.join(args.rd_out, 'results.csv'))
 
     lines = [
         '# Results',
@@ -128,6 +205,17 @@ def main():
         f'**{"met" if passed else "not met"}**.',
         '',
     ] + floor_lines + [
+        '',
+        '### Motion: does the decoded person follow the original?',
+        '',
+        'MediaPipe Holistic on the original and on the decoded frames (`evaluation/motion.py`): mean face-landmark '
+        'error in pixels at the model size (lower is better; face-mesh landmarks found in both) and the Pearson '
+        'correlation over time of the mouth opening (inner-lip distance / inter-ocular distance; 1 = follows, 0 for '
+        'the frozen key frame, whose decoded series is constant). Every motion field per sequence and point '
+        '(pose, hands, PCK, yaw / pitch correlation, frames without a face) is in the RD results.csv and the '
+        'motion table of the RD summary below.',
+        '',
+    ] + motion_lines + [
         '',
         '## Rate-distortion evaluation (`run.py --mode rd`)',
         '',
@@ -156,7 +244,8 @@ def main():
     with open(tmp, 'w') as handle:
         handle.write('\n'.join(lines))
     os.replace(tmp, args.out)
-    print(f'wrote {args.out}; quality floor {"met" if passed else "not met"}')
+    print(f'wrote {args.out}; quality floor {"met" if passed else "not met"}; motion targets '
+          f'{"n/a" if motion_passed is None else "met" if motion_passed else "not met"}')
 
 
 if __name__ == '__main__':
