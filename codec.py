@@ -181,9 +181,11 @@ class TruncatedInputError(ValueError):
 def _new_folder(path):
     """A temporary sibling folder to fill; on success it becomes ``path`` (which may only be an empty folder or
     absent: an existing folder is removed with os.rmdir, which never deletes files). Removed on error."""
+    from tools.tempfiles import remove_stale_siblings, tmp_prefix
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=os.path.dirname(path))
+    remove_stale_siblings(path)
+    tmp = tempfile.mkdtemp(prefix=tmp_prefix(os.path.basename(path)) + '.', dir=os.path.dirname(path))
     try:
         yield tmp
         if os.path.isdir(path) and not os.path.islink(path):
@@ -219,8 +221,10 @@ class _VertexSink:
         import zipfile
         shape = (self.count,) + (self.shape or (0, 2))
         self.raw.seek(0)
+        from tools.tempfiles import remove_stale_siblings, tmp_prefix
         folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
+        remove_stale_siblings(path)
+        fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(os.path.basename(path)) + '.', dir=folder)
         try:
             with os.fdopen(fd, 'wb') as handle, zipfile.ZipFile(handle, 'w', allowZip64=True) as archive:
                 with archive.open('vertices.npy', 'w', force_zip64=True) as member:

@@ -10,6 +10,7 @@
   ``torch.load(..., weights_only=True)``.
 """
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -30,12 +31,17 @@ CHECKPOINT_NETWORKS = ('kp_detector', 'generator', 'vertex_head', 'discriminator
 def atomic_write(path, write):
     """Call ``write(temporary_path)`` and move the result onto ``path`` with ``os.replace`` (same folder, so a crash
     never leaves a half-written ``path``). The temporary name keeps the suffix so writers can infer the format."""
+    from tools.tempfiles import remove_stale_siblings, tmp_prefix
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix=path.suffix)
+    remove_stale_siblings(path)                         # leftovers of a killed earlier run
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=tmp_prefix(path.name) + '.', suffix=path.suffix)
     os.close(handle)
     try:
         write(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)             # mkstemp makes 0600; the file gets the usual permissions
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -207,11 +213,25 @@ class Logger:
             self.writer.add_scalar(f'validation/{name}', value, iteration)
             parts.append(f'val_{name} {value:.5f}')
         line = f'epoch {epoch:04d} iteration {iteration}: ' + '; '.join(parts)
+        self._drop_epochs_from(epoch)
         with open(self.log_dir / 'log.txt', 'a') as handle:
             handle.write(line + '\n')
         self.writer.flush()
         self.epoch_losses = {}
         return line
+
+    def _drop_epochs_from(self, epoch):
+        """After a resume, cut ``log.txt`` before the first line of epoch >= ``epoch`` (written by the run that
+        was interrupted after its last checkpoint), so no epoch appears twice."""
+        path = self.log_dir / 'log.txt'
+        if not path.is_file():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        for index, text in enumerate(lines):
+            match = re.match(r'epoch (\d+) iteration ', text)
+            if match and int(match.group(1)) >= epoch:
+                atomic_write(path, lambda temporary: Path(temporary).write_text(''.join(lines[:index])))
+                return
 
     def save_config(self, config):
         """Write ``config.yaml`` (the run's full config) into the run folder unless it is there already."""

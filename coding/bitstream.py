@@ -245,9 +245,11 @@ def read(path):
 
 def write_atomic(path, data):
     """Write bytes to ``path`` atomically (temporary file in the same folder, then os.replace)."""
+    from tools.tempfiles import remove_stale_siblings, tmp_prefix
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
+    remove_stale_siblings(path)                         # leftovers of a killed earlier run
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(os.path.basename(path)) + '.', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)

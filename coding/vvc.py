@@ -120,6 +120,13 @@ class VTMTools:
         return VTMTools(**fields)
 
 
+def _temporary_dir():
+    """A temporary folder ``s2d_vvc_<PID>_*`` (removed on exit); leftovers of killed processes are removed first."""
+    from tools.tempfiles import remove_stale
+    remove_stale(tempfile.gettempdir(), 's2d_vvc_')
+    return tempfile.TemporaryDirectory(prefix=f's2d_vvc_{os.getpid()}_')
+
+
 def ffmpeg_exe():
     """Path of the ffmpeg bundled with imageio-ffmpeg (has libvvenc and the native vvc decoder).
 
@@ -261,7 +268,7 @@ def coded_size(bitstream):
     Returns: (width, height) in luma samples.
     Raises: VVCError if no VVC video stream is found.
     """
-    with tempfile.TemporaryDirectory(prefix='s2d_vvc_') as tmp:
+    with _temporary_dir() as tmp:
         src = os.path.join(tmp, 'probe.266')
         with open(src, 'wb') as f:
             f.write(bitstream)
@@ -372,7 +379,7 @@ def decode(bitstream, width, height, backend='vvenc', vtm=None, max_frames=None)
     coded = coded_size(bitstream)
     if coded != (width, height):
         raise VVCContentError(f'the VVC bitstream codes {coded[0]}x{coded[1]} pictures, expected {width}x{height}')
-    with tempfile.TemporaryDirectory(prefix='s2d_vvc_') as tmp:
+    with _temporary_dir() as tmp:
         if backend == 'vtm':
             frames = _vtm_decode(bitstream, width, height, tmp, tools, max_frames)
         else:
@@ -389,7 +396,7 @@ def _code(frames, qp, fps, backend, vtm, lowdelay):
     if not fps or float(fps) <= 0:
         raise ValueError(f'fps must be positive, got {fps!r}')
     height, width = frames.shape[1:3]
-    with tempfile.TemporaryDirectory(prefix='s2d_vvc_') as tmp:
+    with _temporary_dir() as tmp:
         if backend == 'vtm':
             tools = (vtm or VTMTools()).resolved()
             bitstream = _vtm_encode(frames, qp, fps, tmp, lowdelay, tools)

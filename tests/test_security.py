@@ -404,3 +404,71 @@ def test_vmaf_works_with_a_tmpdir_holding_colons_and_quotes(tmp_path, frames, mo
     monkeypatch.setenv('TMPDIR', str(odd))
     monkeypatch.setattr(tempfile, 'tempdir', None)
     assert vmaf(frames[:2], frames[:2], 30)['vmaf'] > 90
+
+
+# -- 7. leftovers after kills, log.txt after resume, permissions ---------------------------------------------------
+
+def dead_pid():
+    import subprocess
+    proc = subprocess.Popen(['true'])
+    proc.wait()
+    return proc.pid
+
+
+def test_leftovers_of_killed_writers_are_removed_by_the_next_run(tmp_path, monkeypatch, frames):
+    import logger
+    from tools.video_io import write_video
+    dead, live = dead_pid(), os.getppid()
+    leftovers = {tmp_path / f'.out.s2d.tmp{dead}.x1', tmp_path / f'.r.mp4.tmp{dead}',
+                 tmp_path / f'.checkpoint.pth.tmp{dead}.ab.pth', tmp_path / f'.best.pth.tmp{dead}.cd.pth'}
+    for path in leftovers:
+        path.write_bytes(b'partial')
+    kept = tmp_path / f'.out.s2d.tmp{live}.x2'
+    kept.write_bytes(b'another live writer')
+    (tmp_path / f'.pngs.tmp{dead}.zz').mkdir()
+    (tmp_path / f'.pngs.tmp{dead}.zz' / '0000000.png').write_bytes(b'x')
+    bitstream.write_atomic(tmp_path / 'out.s2d', b'data')
+    write_video(tmp_path / 'r.mp4', frames[:1], 30)
+    logger.save_checkpoint(tmp_path / 'checkpoint.pth', {'epoch': 1})
+    logger.save_checkpoint(tmp_path / 'best.pth', {'epoch': 1})
+    with cli._new_folder(tmp_path / 'pngs') as folder:
+        open(os.path.join(folder, '0000000.png'), 'wb').close()
+    assert not any(path.exists() for path in leftovers) and not (tmp_path / f'.pngs.tmp{dead}.zz').exists()
+    assert kept.exists()
+    vvc_tmp = tmp_path / 'tmp'
+    vvc_tmp.mkdir()
+    (vvc_tmp / f's2d_vvc_{dead}_abc').mkdir()
+    (vvc_tmp / f's2d_vvc_{dead}_abc' / 'in.yuv').write_bytes(b'x' * 100)
+    monkeypatch.setenv('TMPDIR', str(vvc_tmp))
+    monkeypatch.setattr(__import__('tempfile'), 'tempdir', None)
+    vvc.encode_intra(frames[0], 50)
+    assert list(vvc_tmp.iterdir()) == []
+
+
+def test_checkpoints_follow_the_umask(tmp_path):
+    import logger
+    previous = os.umask(0o022)
+    try:
+        logger.save_checkpoint(tmp_path / 'checkpoint.pth', {'epoch': 1})
+        bitstream.write_atomic(tmp_path / 'o.s2d', b'x')
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / 'checkpoint.pth').stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / 'o.s2d').stat().st_mode) == 0o644
+
+
+def test_log_txt_has_each_epoch_once_after_a_resume(tmp_path):
+    import logger
+    first = logger.Logger(tmp_path)
+    for epoch in range(3):
+        first.log_iter(epoch, {'l1': 1.0}, {})
+        first.log_epoch(epoch, epoch * 10)
+    first.log_text('a note after epoch 2')
+    first.close()
+    resumed = logger.Logger(tmp_path)      # the last checkpoint was epoch 1: training resumes at epoch 2
+    resumed.log_iter(20, {'l1': 0.5}, {})
+    resumed.log_epoch(2, 20)
+    resumed.close()
+    epochs = [line.split()[1] for line in (tmp_path / 'log.txt').read_text().splitlines() if line.startswith('epoch')]
+    assert epochs == ['0000', '0001', '0002']
+    assert 'l1 0.50000' in (tmp_path / 'log.txt').read_text()

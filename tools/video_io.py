@@ -145,9 +145,11 @@ def read_frames(path, indices=None):
 def atomic_path(path):
     """Yield a temporary sibling path of ``path`` (a file or a folder) to write; on success it replaces ``path``
     (``os.replace``), on error it is removed, so ``path`` is never left half-written."""
+    from tools.tempfiles import remove_stale_siblings, tmp_prefix
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    remove_stale_siblings(path)                         # leftovers of a killed earlier run
+    tmp = path.with_name(tmp_prefix(path.name))
     try:
         yield tmp
         if path.is_dir() and tmp.is_dir():
