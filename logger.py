@@ -54,6 +54,16 @@ def save_checkpoint(path, checkpoint):
     atomic_write(path, lambda temporary: torch.save(checkpoint, temporary))
 
 
+def _to_device(value, device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(item, device) for item in value)
+    return value
+
+
 def load_checkpoint(path, map_location='cpu'):
     """Read a Sparse2Dense checkpoint with ``weights_only=True``.
 
@@ -62,12 +72,10 @@ def load_checkpoint(path, map_location='cpu'):
         FileNotFoundError: no such file.
         ValueError: the file is not a checkpoint dict with 'config', 'epoch' and the network state dicts.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint '{path}' does not exist; pass the checkpoint.pth of a run in log/")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:
-        raise ValueError(f"'{path}' is not a readable torch checkpoint ({error})") from error
+    from modules.build import load_checkpoint as read_checkpoint   # the one reader: clear errors, pickles refused
+    checkpoint = read_checkpoint(path)
+    if map_location not in (None, 'cpu', torch.device('cpu')):
+        checkpoint = _to_device(checkpoint, map_location)
     required = ('config', 'epoch', 'kp_detector', 'generator', 'vertex_head')
     missing = [key for key in required if not isinstance(checkpoint, dict) or key not in checkpoint]
     if missing:

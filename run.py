@@ -116,9 +116,8 @@ def _evaluation_inputs(args):
     """(config, checkpoint, out dir, device) of the evaluation modes; the config defaults to the checkpoint's."""
     if not args.checkpoint:
         raise ValueError(f"--mode {args.mode} needs --checkpoint (a trained *.pth)")
-    import torch as _torch
-    config = load_config(args.config) if args.config else \
-        _torch.load(args.checkpoint, map_location='cpu', weights_only=True)['config']
+    from modules.build import load_checkpoint
+    config = load_config(args.config) if args.config else load_checkpoint(args.checkpoint)['config']
     stem = Path(args.config or args.checkpoint).stem
     out = Path(args.out) if args.out else Path(args.log_dir) / f'{args.mode}_{stem}'
     return config, args.checkpoint, out, parse_device_ids(args.device_ids)[0]

@@ -277,6 +277,12 @@ def test_bad_checkpoints_are_one_line_exit_2(tmp_path, checkpoint, coded, capsys
     assert 'refused' in err and 'run code' in err and 'weights_only=False' not in err
     with pytest.raises(FileNotFoundError):
         load_inference_models(str(tmp_path / 'missing.pth'))
+    import logger     # training's resume reads through the same loader
+    for name in ('truncated', 'empty', 'folder', 'list', 'pickle'):
+        with pytest.raises(CheckpointError) as error:
+            logger.load_checkpoint(tmp_path / f'{name}.pth')
+        assert 'weights_only=False' not in str(error.value)
+    assert not (tmp_path / 'ckpt.ran').exists()
 
 
 # -- 4. non-regular inputs, constant-memory decoding ---------------------------------------------------------------

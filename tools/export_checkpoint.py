@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from logger import atomic_write  # noqa: E402
+from modules.build import load_checkpoint  # noqa: E402
 from modules.build import INFERENCE_NETWORKS, load_inference_models  # noqa: E402
 from modules.util import num_parameters  # noqa: E402
 
@@ -120,7 +121,7 @@ def main():
     args = parser.parse_args()
 
     source = os.path.join(args.log_dir, args.checkpoint)
-    ckpt = torch.load(source, map_location='cpu', weights_only=True)
+    ckpt = load_checkpoint(source)
     if args.config:
         with open(args.config) as handle:
             config = yaml.safe_load(handle)
