@@ -2,8 +2,9 @@
 
     python codec.py encode --checkpoint CKPT --input VIDEO --output OUT.s2d [--qp 42] [--kp-step S]
                            [--frames N] [--fps F] [--vvc vvenc|vtm] [--no-crop] [--device cpu]
+                           [--allow-truncated] [--vtm-encoder APP] [--vtm-decoder APP] [--vtm-cfg-dir DIR]
     python codec.py decode --input OUT.s2d --checkpoint CKPT --output RECON.mp4 [--vertices V.npz]
-                           [--png-dir DIR] [--device cpu]
+                           [--png-dir DIR] [--device cpu] [--vtm-decoder APP]
     python codec.py demo [--input VIDEO] [--qp QP] [--out out/demo] [--checkpoint CKPT] [--frames N]
 
 encode: reads any video PyAV reads, brings it to the model's square size with the data tool's
@@ -15,6 +16,11 @@ bits, kbps at the clip's frame rate, bits per frame and the split header / key f
 decode: renders the frames one at a time and writes each as soon as it is made (losslessly,
 H.264 RGB ``qp 0``), optional PNGs, and the body vertices (T, N, 2) as an ``.npz`` (key
 'vertices', normalized image coordinates in [-1, 1]).
+
+Exit codes: 0 done; 1 a bad input file (bitstream, video) or a failed coding step; 2 a bad command line: option
+value, device, output path (a folder, an unwritable folder, the input itself, --vertices = --output, a non-empty
+--png-dir) or checkpoint. Every error is one line. Nothing is deleted: outputs replace only the named files,
+atomically. VTM executables come only from the environment or these options, never from the checkpoint.
 
 demo: the main job on a bundled real clip with the shipped checkpoint and the embedded VVC: encode, decode,
 compare with the VVC anchor at a similar rate and with the frozen key frame; writes the bitstream, decoded,

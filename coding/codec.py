@@ -14,6 +14,7 @@ Both take frames at the model's size (``dataset_params.frame_shape``); :func:`re
 video there with the data tool's person-centred crop (:mod:`tools.crop`).
 """
 import dataclasses
+import math
 import warnings
 from fractions import Fraction
 
@@ -160,6 +161,13 @@ class Encoder:
         Returns: the ``.s2d`` bytes; see the attributes for the bit account and keypoints.
         Raises: ValueError for bad frames or parameters; coding.vvc.VVCError if VVC coding fails.
         """
+        try:
+            rate = float(fps)
+        except (TypeError, ValueError):
+            raise ValueError(f'fps must be a number, got {fps!r}') from None
+        if not (math.isfinite(rate) and 0 < rate <= 1000) or Fraction(fps).limit_denominator(1001) <= 0:
+            raise ValueError(f'fps must be a finite frame rate in (0, 1000] representable with a denominator '
+                             f'up to 1001, got {fps!r}')
         fps = Fraction(fps).limit_denominator(1001)
         frames = iter(frames)
         try:

@@ -478,3 +478,10 @@ def test_log_txt_has_each_epoch_once_after_a_resume(tmp_path):
     epochs = [line.split()[1] for line in (tmp_path / 'log.txt').read_text().splitlines() if line.startswith('epoch')]
     assert epochs == ['0000', '0001', '0002']
     assert 'l1 0.50000' in (tmp_path / 'log.txt').read_text()
+
+
+def test_library_encoder_rejects_bad_frame_rates(checkpoint, frames):
+    encoder = Encoder(checkpoint)
+    for fps in (float('inf'), float('nan'), 0.0001, 0, -1, 5000):
+        with pytest.raises(ValueError, match='fps'):
+            encoder.encode(frames[:1], fps=fps)
