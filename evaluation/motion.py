@@ -37,7 +37,8 @@ original's and the decoded series (1 = follows exactly, ~0 = no relation):
   moderate angles, not calibrated degrees, which a correlation does not need.
 A series whose standard deviation is below ``CONSTANT_STD`` (1e-6, i.e. constant: the frozen key frame) has an
 undefined Pearson correlation: it is reported as 0 when the *decoded* series is the constant one (or fewer than
-3 common frames exist), and as None when the *original* does not move (nothing to follow). ``mouth_std_*``,
+3 common frames exist), and as None when the *original* does not move or shows a face in fewer than 3 frames
+(nothing to follow). ``mouth_std_*``,
 ``yaw_std_*``, ``pitch_std_*`` give the standard deviations of the series (original / decoded, same units).
 
 Still frames: a decoded frame that is byte-identical to the previous decoded frame gets that frame's landmarks
@@ -58,7 +59,7 @@ Speed, for context: ``face_speed_original_px_s``, ``face_speed_decoded_px_s``: m
 per second (consecutive frames with a face, times ``fps``); the frozen key frame gives 0.
 
 The metric is deterministic (the teacher is, on the CPU, for the same frames). Cost: one teacher pass per video,
-about 20 frames/s at 256x256 on one core (the original's pass can be reused: ``original_landmarks``).
+about 15-20 frames/s at 128-256 px on one shared core (the original's pass can be reused: ``original_landmarks``).
 """
 from dataclasses import dataclass
 
@@ -82,7 +83,8 @@ GROUPS = ('face', 'pose', 'hands')
 #: every key of motion_fidelity()'s dict, in report order
 FIELDS = tuple(f'{g}_{k}' for g in GROUPS for k in ('error_px', 'error_norm', 'pck', 'landmarks')) + (
     'mouth_corr', 'yaw_corr', 'pitch_corr', 'mouth_std_original', 'mouth_std_decoded', 'yaw_std_original',
-    'yaw_std_decoded', 'pitch_std_original', 'pitch_std_decoded', 'frames', 'frames_no_face_original', 'frames_no_face_decoded',
+    'yaw_std_decoded', 'pitch_std_original', 'pitch_std_decoded', 'frames', 'frames_no_face_original',
+    'frames_no_face_decoded',
     'frames_no_pose_original', 'frames_no_pose_decoded', 'hands_original', 'hands_decoded',
     'frames_no_torso_original', 'face_speed_original_px_s', 'face_speed_decoded_px_s')
 
