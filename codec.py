@@ -17,9 +17,9 @@ decode: renders the frames one at a time and writes each as soon as it is made (
 H.264 RGB ``qp 0``), optional PNGs, and the body vertices (T, N, 2) as an ``.npz`` (key
 'vertices', normalized image coordinates in [-1, 1]).
 
-Exit codes: 0 done; 1 a bad input file (bitstream, video) or a failed coding step; 2 a bad command line: option
-value, device, output path (a folder, an unwritable folder, the input itself, --vertices = --output, a non-empty
---png-dir) or checkpoint. Every error is one line. Nothing is deleted: outputs replace only the named files,
+Exit codes: 0 done; 1 a missing or bad input file (bitstream, video; a missing checkpoint) or a failed coding step;
+2 a bad command line: option value, device, output path (a folder, an unwritable folder, the input itself,
+--vertices = --output, a non-empty --png-dir) or an unreadable / refused checkpoint. Every error is one line. Nothing is deleted: outputs replace only the named files,
 atomically. VTM executables come only from the environment or these options, never from the checkpoint.
 
 demo: the main job on a bundled real clip with the shipped checkpoint and the embedded VVC: encode, decode,
@@ -344,7 +344,8 @@ def build_parser():
 
 def main(argv=None):
     """Run the command line; returns the exit code (errors are printed in one line, not raised): 2 for a bad
-    command line, output path, device or checkpoint; 1 for a bad input file or a failed coding step."""
+    command line, output path, device or an unreadable checkpoint; 1 for a missing or bad input file (or a missing
+    checkpoint) or a failed coding step."""
     from coding.vvc import VVCError
     from modules.build import CheckpointError
     from tools.crop import NoPersonError
@@ -358,6 +359,9 @@ def main(argv=None):
             return 2
     try:
         args.func(args)
+    except FileNotFoundError as err:        # a missing input or checkpoint file, like a bad input file: exit 1
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     except (UsageError, CheckpointError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
