@@ -14,6 +14,7 @@ def test_overrides_set_nested_keys_and_reject_typos(tiny_config):
 
 
 def test_two_variants_train_with_the_same_budget_and_are_reported(tiny_config, tmp_path):
+    tiny_config['dataset_params']['validation_names'] = ['head04']  # held out: full01 trains, head04 validates
     base = tmp_path / 'tiny.yaml'
     base.write_text(yaml.safe_dump(tiny_config))
     ablations = tmp_path / 'tiny-ablation.yaml'
@@ -24,12 +25,20 @@ def test_two_variants_train_with_the_same_budget_and_are_reported(tiny_config, t
     for variant in ('baseline', 'no_prior'):
         assert main(['run', str(ablations), '--variant', variant, '--log-dir', str(log_dir)]) == 0
     out = tmp_path / 'TRAINING.md'
-    text = report(str(ablations), str(log_dir), str(out))
+    text = report(str(ablations), str(log_dir), str(out), motion_frames=12)
     assert out.read_text() == text
-    rows = {line.split('|')[1].strip(): line for line in text.splitlines() if line.startswith('| ')}
+    training_part, motion_part = text.split('Motion on the 1 validation clips (head04)')
+    rows = {line.split('|')[1].strip(): line for line in training_part.splitlines() if line.startswith('| ')}
+    motion = {line.split('|')[1].strip(): line for line in motion_part.splitlines() if line.startswith('| ')}
+    assert len(rows) == 1 + 3 and len(motion) == 1 + 3  # headers + 3 variants; headers + frozen + 2 trained
     for variant in ('baseline', 'no_prior'):
         cells = [c.strip() for c in rows[variant].split('|')[1:-1]]
-        assert cells[2] == '2'  # iterations: 2 clips x 2 repeats / batch 2, the same budget for both
+        assert cells[2] == '1'  # iterations: 1 training clip x 2 repeats / batch 2, the same budget for both
         assert float(cells[5]) > 0 and float(cells[6]) > 0  # validation PSNR and frozen PSNR were measured
     assert 'not run' in rows['later']
+    frozen = [c.strip() for c in motion['frozen key frame'].split('|')[1:-1]]
+    assert frozen[4] == '0.00'  # mouth correlation of the frozen key frame on the talking head
+    assert float(frozen[2]) > 0  # its face-landmark error: head04 moves
+    for variant in ('baseline', 'no_prior'):
+        assert 0 < float(motion[variant].split('|')[2]) <= 1  # MS-SSIM of the rendered frames
     assert main(['run', str(ablations), '--variant', 'missing', '--log-dir', str(log_dir)]) == 2
