@@ -187,7 +187,7 @@ class TruncatedInputError(ValueError):
 def _new_folder(path):
     """A temporary sibling folder to fill; on success it becomes ``path`` (which may only be an empty folder or
     absent: an existing folder is removed with os.rmdir, which never deletes files). Removed on error."""
-    from tools.tempfiles import remove_stale_siblings, tmp_prefix
+    from tempfiles import remove_stale_siblings, tmp_prefix
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     remove_stale_siblings(path)
@@ -227,7 +227,7 @@ class _VertexSink:
         import zipfile
         shape = (self.count,) + (self.shape or (0, 2))
         self.raw.seek(0)
-        from tools.tempfiles import remove_stale_siblings, tmp_prefix
+        from tempfiles import remove_stale_siblings, tmp_prefix
         folder = os.path.dirname(os.path.abspath(path))
         remove_stale_siblings(path)
         fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(os.path.basename(path)) + '.', dir=folder)
@@ -254,7 +254,7 @@ def decode(args):
     """``codec.py decode``: .s2d -> video (+ PNGs, vertices), streaming in constant memory."""
     from coding.codec import Decoder
     from coding.bitstream import read
-    from tools.video_io import write_video
+    from video_io import write_video
     from PIL import Image
 
     _check_decode_args(args)
@@ -349,7 +349,7 @@ def main(argv=None):
     from coding.vvc import VVCError
     from modules.build import CheckpointError
     from tools.crop import NoPersonError
-    from tools.video_io import VideoReadError
+    from video_io import VideoReadError
 
     args = build_parser().parse_args(argv)
     for name in ('frames', 'fps'):

@@ -34,7 +34,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 # one exception for every unreadable video, frame folder, strip or label file (data tools and training alike)
-from tools.video_io import VideoReadError
+from video_io import VideoReadError
 
 LOG = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ CHECKPOINT_NETWORKS = ('kp_detector', 'generator', 'vertex_head', 'discriminator
 def atomic_write(path, write):
     """Call ``write(temporary_path)`` and move the result onto ``path`` with ``os.replace`` (same folder, so a crash
     never leaves a half-written ``path``). The temporary name keeps the suffix so writers can infer the format."""
-    from tools.tempfiles import remove_stale_siblings, tmp_prefix
+    from tempfiles import remove_stale_siblings, tmp_prefix
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(path)                         # leftovers of a killed earlier run

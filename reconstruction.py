@@ -22,7 +22,7 @@ from evaluation.params import rd_params
 from evaluation.sequences import evaluation_dataset, load_sequences
 from evaluation.vertices import vertex_accuracy
 from modules.build import load_inference_models
-from tools.video_io import atomic_path, write_video
+from video_io import atomic_path, write_video
 
 
 def _synchronize(device):

@@ -219,7 +219,7 @@ def decode_all(decoder, data):
 
 def build_seeds(checkpoint, rng):
     from tools.crop import CropBox, apply_crop
-    from tools.video_io import read_frames
+    from video_io import read_frames
     clip, _ = read_frames(os.path.join(REPO, 'data', 'samples', 'head04.mp4'), range(12))
     frames = np.stack([apply_crop(f, CropBox(0, 0, 256), 64) for f in clip])
     seeds = []

@@ -245,7 +245,7 @@ def read(path):
 
 def write_atomic(path, data):
     """Write bytes to ``path`` atomically (temporary file in the same folder, then os.replace)."""
-    from tools.tempfiles import remove_stale_siblings, tmp_prefix
+    from tempfiles import remove_stale_siblings, tmp_prefix
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     remove_stale_siblings(path)                         # leftovers of a killed earlier run

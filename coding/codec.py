@@ -328,14 +328,14 @@ def read_video(path, size, crop='person', max_frames=None, fps=None):
             frames must already be size x size.
         max_frames: use at most this many frames (None: all).
         fps: temporal resampling target in frames/s (None: keep the clip's rate; never raises it),
-            as the data tool does (tools.video_io.resample_indices).
+            as the data tool does (video_io.resample_indices).
     Returns: (iterator of uint8 (size, size, 3) frames, frame count or None if unknown, fps as a
         Fraction).
-    Raises: tools.video_io.VideoReadError for an unreadable video; tools.crop.NoPersonError when
+    Raises: video_io.VideoReadError for an unreadable video; tools.crop.NoPersonError when
         no person is found; ValueError for an unknown mode, or with 'none' and the wrong size.
     """
     from tools.crop import CropBox, apply_crop, person_crop_box
-    from tools.video_io import iter_frames, probe, resample_indices
+    from video_io import iter_frames, probe, resample_indices
 
     if crop not in CROP_MODES:
         raise ValueError(f'crop must be one of {CROP_MODES}, got {crop!r}')

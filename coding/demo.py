@@ -25,7 +25,7 @@ from coding import vvc as vvc_lib
 from coding.bitstream import write_atomic
 from coding.codec import Decoder, Encoder, read_video
 from modules.util import to_pixels
-from tools.video_io import atomic_path, write_video
+from video_io import atomic_path, write_video
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402

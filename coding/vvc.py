@@ -122,7 +122,7 @@ class VTMTools:
 
 def _temporary_dir():
     """A temporary folder ``s2d_vvc_<PID>_*`` (removed on exit); leftovers of killed processes are removed first."""
-    from tools.tempfiles import remove_stale
+    from tempfiles import remove_stale
     remove_stale(tempfile.gettempdir(), 's2d_vvc_')
     return tempfile.TemporaryDirectory(prefix=f's2d_vvc_{os.getpid()}_')
 

@@ -11,7 +11,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (backend chosen first: no display here)
 
 from evaluation.bdrate import quality_label, to_quality  # noqa: E402
-from tools.video_io import atomic_path  # noqa: E402
+from video_io import atomic_path  # noqa: E402
 
 # Paper Figure 4 order: 1-DISTS, 1-LPIPS, 5000-FVD; then VMAF, MS-SSIM, PSNR and the other offline metrics.
 PLOT_METRICS = ('dists', 'lpips_alex', 'lpips_vgg', 'fvd', 'vmaf', 'ms_ssim', 'psnr', 'psnr_yuv', 'ssim')

@@ -46,7 +46,7 @@ from evaluation.sequences import evaluation_dataset, load_sequences
 from evaluation.vertices import vertex_accuracy
 from modules.build import load_inference_models
 from reconstruction import reconstruct, write_csv, write_json
-from tools.video_io import atomic_path
+from video_io import atomic_path
 
 ANCHOR = 'anchor'
 VERTEX_FIELDS = ('vertex_error_px', 'pck5', 'pck10')

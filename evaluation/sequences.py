@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from frames_dataset import VIDEO_EXTENSIONS, FramesDataset, entry_stem, to_tensor
-from tools.video_io import VideoReadError, probe
+from video_io import VideoReadError, probe
 
 
 @dataclass

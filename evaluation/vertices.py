@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from modules.util import to_pixels
-from tools.video_io import write_video
+from video_io import write_video
 
 TEACHER_COLOUR = (0, 255, 0)
 PREDICTED_COLOUR = (255, 0, 0)

@@ -10,7 +10,7 @@ import pytest
 from coding import bitstream as bs
 from coding import keypoint_coder as kc
 from coding import vvc
-from tools.video_io import read_frames
+from video_io import read_frames
 
 REPO = Path(__file__).resolve().parents[1]
 K, T = 15, 30

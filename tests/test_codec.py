@@ -11,7 +11,7 @@ import codec as cli
 from coding import bitstream, keypoint_coder
 from coding.codec import Decoder, Encoder, read_video
 from tools.crop import CropBox, apply_crop
-from tools.video_io import probe, read_frames, write_video
+from video_io import probe, read_frames, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / 'data' / 'samples' / 'head04.mp4'

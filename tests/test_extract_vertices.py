@@ -5,7 +5,7 @@ import pytest
 from tools.extract_vertices import (FACE_MESH_MIRROR, FACE_SLICE, LEFT_HAND_SLICE, NUM_HOLISTIC, NUM_SMPLX,
                                     RIGHT_HAND_SLICE, derive_face_mesh_mirror, holistic_flip_index, main,
                                     osx_labels)
-from tools.video_io import read_frames, write_video
+from video_io import read_frames, write_video
 
 NUM = 12  # frames per labelled test clip
 

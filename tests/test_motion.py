@@ -6,7 +6,7 @@ import pytest
 from evaluation.motion import (FIELDS, NUM_HOLISTIC, PCK_THRESHOLD, Landmarks, compare_landmarks, motion_fidelity,
                                teacher_landmarks)
 from tools.extract_vertices import FACE_SLICE
-from tools.video_io import read_frames
+from video_io import read_frames
 
 FRAMES = 40
 NUM_FACE = FACE_SLICE.stop - FACE_SLICE.start

@@ -10,7 +10,7 @@ import pytest
 
 from tools.crop import CropBox, NoPersonError, apply_crop, detect_pose, find_person, person_crop_box
 from tools.prepare_dataset import main as prepare_main, split_from_readme
-from tools.video_io import VideoReadError, iter_frames, probe, read_frames, write_video
+from video_io import VideoReadError, iter_frames, probe, read_frames, write_video
 
 NUM = 16  # frames of each derived test clip
 # Where the real 256x256 sample clips are pasted into wider grey frames (x, y, frame width, frame height).

@@ -15,7 +15,7 @@ from coding import bitstream, vvc
 from coding.codec import Decoder, Encoder
 from tests.conftest import REPO_ROOT, save_tiny_checkpoint
 from tools.crop import CropBox, apply_crop
-from tools.video_io import read_frames
+from video_io import read_frames
 
 SAMPLE = REPO_ROOT / 'data' / 'samples' / 'head04.mp4'
 T = 4
@@ -153,7 +153,7 @@ def test_i3d_torchscript_needs_the_pinned_sha256(tmp_path, monkeypatch):
 
 @pytest.fixture(scope='module')
 def clip64(tmp_path_factory, frames):
-    from tools.video_io import write_video
+    from video_io import write_video
     path = tmp_path_factory.mktemp('clip') / 'clip64.mp4'
     write_video(path, frames, 30)
     return path
@@ -385,7 +385,7 @@ def test_key_frame_of_other_pictures_is_rejected_before_decoding(checkpoint, cod
 
 def test_truncated_input_fails_unless_allowed(tmp_path, checkpoint, frames, capsys):
     import subprocess
-    from tools.video_io import write_video
+    from video_io import write_video
     full = tmp_path / 'full.mp4'
     write_video(full, np.concatenate([frames] * 8), 30)                                  # 32 frames
     front = tmp_path / 'front.mp4'                                                        # moov at the front
@@ -423,7 +423,7 @@ def dead_pid():
 
 def test_leftovers_of_killed_writers_are_removed_by_the_next_run(tmp_path, monkeypatch, frames):
     import logger
-    from tools.video_io import write_video
+    from video_io import write_video
     dead, live = dead_pid(), os.getppid()
     leftovers = {tmp_path / f'.out.s2d.tmp{dead}.x1', tmp_path / f'.r.mp4.tmp{dead}',
                  tmp_path / f'.checkpoint.pth.tmp{dead}.ab.pth', tmp_path / f'.best.pth.tmp{dead}.cd.pth'}

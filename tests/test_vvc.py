@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from coding import vvc
-from tools.video_io import read_frames
+from video_io import read_frames
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_VTM = REPO / 'tests' / 'fake_vtm'

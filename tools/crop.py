@@ -199,10 +199,10 @@ def person_crop_box(source, margin=0.1, max_frames=None, **kwargs):
     Returns:
         ``CropBox`` in source pixels; crop each frame with ``apply_crop(frame, box, size)``.
     Raises:
-        NoPersonError: no person found; tools.video_io.VideoReadError: unreadable video.
+        NoPersonError: no person found; video_io.VideoReadError: unreadable video.
     """
     if isinstance(source, (str, Path)):
-        from tools.video_io import iter_frames
+        from video_io import iter_frames
         frames = (frame for _, frame in iter_frames(source, range(max_frames) if max_frames else None))
     else:
         frames = source[:max_frames] if max_frames else source

@@ -57,7 +57,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tools.crop import POSE_LANDMARK_NAMES
-from tools.video_io import VideoReadError, atomic_path, iter_frames, probe, write_video
+from video_io import VideoReadError, atomic_path, iter_frames, probe, write_video
 
 NUM_POSE, NUM_FACE, NUM_HAND = 33, 468, 21
 POSE_SLICE = slice(0, NUM_POSE)

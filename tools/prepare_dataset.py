@@ -53,7 +53,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tools.crop import CropBox, NoPersonError, apply_crop, detect_pose, find_person
-from tools.video_io import (VideoReadError, atomic_path, iter_frames, probe, resample_indices, write_png_folder,
+from video_io import (VideoReadError, atomic_path, iter_frames, probe, resample_indices, write_png_folder,
                             write_video)
 
 VIDEO_SUFFIXES = ('.mp4', '.mov', '.avi', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.flv', '.wmv', '.gif')

@@ -1,4 +1,4 @@
-"""Video reading and writing for the data tools (PyAV).
+"""Video reading and writing (PyAV), shared by the dataset, the data tools, the codec and the evaluation.
 
 Frames are RGB uint8 arrays (H, W, 3). Frames are addressed by their decode index (0, 1, 2, ...), which assumes a
 constant frame rate: the rate is the stream's average rate.
@@ -145,7 +145,7 @@ def read_frames(path, indices=None):
 def atomic_path(path):
     """Yield a temporary sibling path of ``path`` (a file or a folder) to write; on success it replaces ``path``
     (``os.replace``), on error it is removed, so ``path`` is never left half-written."""
-    from tools.tempfiles import remove_stale_siblings, tmp_prefix
+    from tempfiles import remove_stale_siblings, tmp_prefix
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(path)                         # leftovers of a killed earlier run
