@@ -24,7 +24,7 @@ atomically. VTM executables come only from the environment or these options, nev
 
 demo: the main job on a bundled real clip with the shipped checkpoint and the embedded VVC: encode, decode,
 compare with the VVC anchor at a similar rate and with the frozen key frame; writes the bitstream, decoded,
-side-by-side and vertex-overlay videos, a keypoint plot and ``report.json`` (see coding/demo.py).
+side-by-side and vertex-overlay videos, a keypoint plot and ``report.json`` (see tools/demo.py).
 """
 import argparse
 import contextlib
@@ -290,8 +290,8 @@ def decode(args):
 
 
 def demo(args):
-    """``codec.py demo``: encode + decode a real clip, compare, print the numbers (coding/demo.py)."""
-    from coding.demo import format_report, run_demo
+    """``codec.py demo``: encode + decode a real clip, compare, print the numbers (tools/demo.py)."""
+    from tools.demo import format_report, run_demo
     report = run_demo(args.checkpoint, args.input, args.out, qp=args.qp, max_frames=args.frames,
                       device=args.device)
     print(format_report(report))

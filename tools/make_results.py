@@ -163,7 +163,7 @@ def main():
     args = parser.parse_args()
     os.chdir(REPO)
 
-    from coding.demo import format_report, run_demo
+    from tools.demo import format_report, run_demo
     from evaluation.rd import run_rd
 
     with open(args.config) as handle:
