@@ -6,67 +6,21 @@ it, driven by that frame's own keypoints (kp_detector on the original frame, no 
 ``<out>/reconstruction/``, and ``<out>/reconstruction/metrics.csv`` / ``metrics.json`` with the per-video metrics
 (per frame, averaged per video, then the mean over videos in the last row).
 """
-import csv
 import io
-import json
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm import tqdm
 
-from evaluation.metrics import MetricSuite, frames_to_tensor
+from evaluation.metrics import MetricSuite
 from evaluation.params import rd_params
+from evaluation.report import write_csv, write_json
 from evaluation.sequences import evaluation_dataset, load_sequences
 from evaluation.vertices import vertex_accuracy
 from modules.build import load_inference_models
+from modules.render import reconstruct
 from video_io import atomic_path, write_video
-
-
-def _synchronize(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-@torch.no_grad()
-def reconstruct(models, frames, batch_size=4):
-    """Render every frame from the first one, driven by its own keypoints (no coding).
-
-    Args:
-        models: modules.build.InferenceModels.
-        frames: (T, H, W, 3) uint8 RGB at the model resolution.
-        batch_size: frames rendered per forward pass.
-    Returns:
-        dict: 'frames' (T, H, W, 3) uint8 RGB prediction, 'vertices' (T, N, 2) float32 in [-1, 1],
-        'kp_driving' (T, K, 3) float32 keypoints in [-1, 1], 'seconds' (float, total render time),
-        'vertex_head_seconds' (float, total time spent in the vertex head).
-    Raises:
-        ValueError: frames are not uint8 (T, H, W, 3).
-    Source: FOMM reconstruction protocol (Siarohin et al. 2019); paper Sec. 3 (decoder).
-    """
-    device = models.device
-    source = frames_to_tensor(frames[:1], device)
-    kp_source = models.kp_detector(source)
-    source_features = models.generator.encode_source(source)
-    outputs, vertices, keypoints = [], [], []
-    vertex_seconds = 0.0
-    start = time.perf_counter()
-    for first in range(0, len(frames), batch_size):
-        driving = frames_to_tensor(frames[first:first + batch_size], device)
-        kp_driving = models.kp_detector(driving)
-        out = models.generator.render(source_features, kp_source, kp_driving)
-        _synchronize(device)
-        tick = time.perf_counter()
-        vertices.append(models.vertex_head(out['F_refine']).float().cpu())
-        _synchronize(device)
-        vertex_seconds += time.perf_counter() - tick
-        outputs.append((out['prediction'].clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu())
-        keypoints.append(kp_driving['value'].float().cpu())
-    return dict(frames=torch.cat(outputs).numpy(), vertices=torch.cat(vertices).numpy(),
-                kp_driving=torch.cat(keypoints).numpy(), seconds=time.perf_counter() - start,
-                vertex_head_seconds=vertex_seconds)
 
 
 def write_strip(path, frames):
@@ -75,22 +29,6 @@ def write_strip(path, frames):
     Image.fromarray(np.concatenate(list(frames), axis=1)).save(buffer, format='PNG')
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
-
-
-def write_json(path, data):
-    """Write ``data`` as indented JSON, atomically (temp file + os.replace)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-
-
-def write_csv(path, rows):
-    """Write a list of dicts as CSV (columns: union of keys, in first-seen order), atomically."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with atomic_path(path) as tmp:
-        with open(tmp, 'w', newline='') as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
 
 
 def run_reconstruction(config, checkpoint_path, out_dir, device='cpu', weights_dir=None, root_dir=None,

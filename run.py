@@ -141,7 +141,7 @@ def rd_mode(args):
 
 def vertices_mode(args):
     """Vertex accuracy against teacher labels (evaluation/vertices.py)."""
-    from evaluation.vertices import run_vertices
+    from evaluation.rd import run_vertices
     config, checkpoint, out, device = _evaluation_inputs(args)
     run_vertices(config, checkpoint, out, device, args.weights_dir)
     print(f"vertex accuracy and overlay in {out / 'vertices'}")

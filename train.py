@@ -28,6 +28,7 @@ from logger import (CHECKPOINT_NETWORKS, Logger, format_weight_report, load_chec
                     save_checkpoint)
 from modules.build import build_networks
 from modules.model import DiscriminatorFullModel, GeneratorFullModel
+from modules.render import render_keypoints
 from sync_batchnorm import synchronize_batchnorm
 
 LOG = logging.getLogger(__name__)
@@ -248,11 +249,11 @@ class Trainer:
             video = clip['video'].to(self.device)
             source = video[:1]
             kp_source = nets['kp_detector'](source)
-            source_features = nets['generator'].encode_source(source)
-            for start in range(1, len(video), chunk):
+            starts = range(1, len(video), chunk)
+            rendered = render_keypoints(nets['generator'], source, kp_source,
+                                        (nets['kp_detector'](video[start:start + chunk]) for start in starts))
+            for start, (_, out) in zip(starts, rendered):
                 driving = video[start:start + chunk]
-                kp_driving = nets['kp_detector'](driving)
-                out = nets['generator'].render(source_features, kp_source, kp_driving)
                 error = (out['prediction'].float() - driving).abs()
                 l1 += error.mean(dim=(1, 2, 3)).tolist()
                 psnr += psnr_rgb(out['prediction'].float(), driving).tolist()

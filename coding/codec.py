@@ -14,6 +14,7 @@ Both take frames at the model's size (``dataset_params.frame_shape``); :func:`re
 video there with the data tool's person-centred crop (:mod:`tools.crop`).
 """
 import dataclasses
+import itertools
 import math
 import warnings
 from fractions import Fraction
@@ -24,6 +25,7 @@ import torch
 from coding import bitstream, keypoint_coder
 from coding import vvc as vvc_lib
 from modules.build import load_inference_models
+from modules.render import frames_to_tensor, render_keypoints, tensor_to_frames
 
 #: defaults when the checkpoint's config has no ``codec_params``
 DEFAULT_KP_STEP = 0.01
@@ -96,11 +98,6 @@ def _vtm_tools(config, vtm):
     return vtm
 
 
-def _to_tensor(frames, device):
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [0, 1] on device."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float() / 255.0
-
-
 class Encoder:
     """Encodes frames to a ``.s2d`` bitstream.
 
@@ -146,7 +143,7 @@ class Encoder:
 
     @torch.inference_mode()
     def _detect(self, frames):
-        kp = self.models.kp_detector(_to_tensor(np.stack(frames), self.models.device))['value']
+        kp = self.models.kp_detector(frames_to_tensor(np.stack(frames), self.models.device))['value']
         return keypoint_coder.quantize(kp.cpu().numpy(), self.kp_step)
 
     def encode(self, frames, fps=25, progress=None):
@@ -282,18 +279,14 @@ class Decoder:
     @torch.inference_mode()
     def _frames(self, stream, key_frame):
         device = self.models.device
-        source_features = self.models.generator.encode_source(_to_tensor(key_frame[None], device))
-        kp_source = None
-        for index, q in enumerate(_keypoint_frames(stream)):
-            kp = {'value': torch.from_numpy(keypoint_coder.dequantize(q, stream.kp_step))[None].to(device)}
-            if kp_source is None:
-                kp_source = kp
-            out = self.models.generator.render(source_features, kp_source, kp)
+        keypoints = ({'value': torch.from_numpy(keypoint_coder.dequantize(q, stream.kp_step))[None].to(device)}
+                     for q in _keypoint_frames(stream))
+        kp_source = next(keypoints)             # frame 0's (the header holds >= 1 frame): from the decoded key frame
+        rendered = render_keypoints(self.models.generator, frames_to_tensor(key_frame[None], device), kp_source,
+                                    itertools.chain([kp_source], keypoints))
+        for index, (_, out) in enumerate(rendered):
             vertices = self.models.vertex_head(out['F_refine'])[0].float().cpu().numpy()
-            if index == 0:
-                frame = key_frame
-            else:
-                frame = (out['prediction'][0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+            frame = key_frame if index == 0 else tensor_to_frames(out['prediction'])[0].numpy()
             yield frame, vertices
 
 

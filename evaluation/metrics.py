@@ -31,6 +31,7 @@ from evaluation.fvd import CLIP_LENGTH, build_i3d
 from evaluation.learned import LEARNED_METRICS, build_learned_metric
 from evaluation.vmaf import VMAF_MODEL, vmaf
 from evaluation.weights import Unavailable
+from modules.render import frames_to_tensor
 
 FRAME_METRICS = ('psnr', 'psnr_yuv', 'ssim', 'ms_ssim')
 ALL_METRICS = FRAME_METRICS + ('vmaf', 'dists', 'lpips_vgg', 'lpips_alex', 'fvd', 'motion')
@@ -46,18 +47,6 @@ YUV_OFFSET = (16.0, 128.0, 128.0)
 MSE_FLOOR = 1e-10
 MS_SSIM_SCALES = 5
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
-
-def frames_to_tensor(frames, device='cpu'):
-    """(B, H, W, 3) uint8 RGB numpy -> (B, 3, H, W) float32 tensor in [0, 1] on ``device``.
-
-    Raises:
-        ValueError: not a uint8 (B, H, W, 3) array.
-    """
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be uint8 (B, H, W, 3) RGB, got {frames.dtype} {frames.shape}")
-    return torch.from_numpy(np.ascontiguousarray(frames)).to(device).permute(0, 3, 1, 2).float() / 255.0
 
 
 def _psnr_from_mse(mse):

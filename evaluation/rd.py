@@ -5,7 +5,7 @@ For every test sequence (first ``rd_params.num_frames`` frames at the model reso
                    at each key-frame QP (rd_params.key_qps) and each kp_step (rd_params.kp_steps);
     anchor         VVC, the whole sequence in low-delay mode (coding.vvc.encode_sequence) at rd_params.anchor_qps;
     frozen         the VVC-coded key frame (coding.vvc.encode_intra) repeated for every frame, at its bits;
-    reconstruction the uncompressed reconstruction (reconstruction.py): quality ceiling, no rate.
+    reconstruction the uncompressed reconstruction (modules.render.reconstruct): quality ceiling, no rate.
 Bits are the sizes of the real ``.s2d`` / ``.266`` files (kept under ``<out>/bitstreams``). Each (codec, QP,
 sequence) result is cached as JSON under ``<out>/cache`` (atomic writes), keyed by the frames' hash, backend and
 weights, so an interrupted run resumes and a finished one is served from the cache.
@@ -18,6 +18,7 @@ its cache record (``motion``), its fields go to results.csv (MOTION_ROW_FIELDS) 
 
 Outputs in ``<out>``: results.csv (one row per sequence and point), summary.md (BD-rate table in the paper's
 Table 1 layout and mean rate / quality per QP), summary.json, plots/rd_<metric>.png, tensorboard/.
+``run.py --mode vertices`` (:func:`run_vertices`) reuses the same points and cache for the vertex accuracy.
 """
 import datetime
 import hashlib
@@ -42,10 +43,11 @@ from evaluation.motion import FIELDS as MOTION_FIELDS
 from evaluation.motion import Landmarks
 from evaluation.params import rd_params
 from evaluation.plots import PLOT_METRICS, plot_rd
+from evaluation.report import write_csv, write_json
 from evaluation.sequences import evaluation_dataset, load_sequences
-from evaluation.vertices import vertex_accuracy
+from evaluation.vertices import vertex_accuracy, write_overlay
 from modules.build import load_inference_models
-from reconstruction import reconstruct, write_csv, write_json
+from modules.render import reconstruct
 from video_io import atomic_path
 
 ANCHOR = 'anchor'
@@ -550,3 +552,61 @@ def _log_tensorboard(directory, summary, summary_md, figures):
 def run_rd(config, checkpoint_path, out_dir, device='cpu', weights_dir=None):
     """``run.py --mode rd``: the whole RD evaluation; returns RDEvaluation.run()'s dict."""
     return RDEvaluation(config, checkpoint_path, out_dir, device, weights_dir).run()
+
+
+def _vertex_mean_rows(rows):
+    groups = {}
+    for row in rows:
+        if row['labelled_vertices']:
+            groups.setdefault((row['codec'], row['qp']), []).append(row)
+    means = []
+    for (codec, qp), members in groups.items():
+        mean = dict(codec=codec, qp=qp, sequence=f'mean over {len(members)} labelled sequences')
+        for field in ('vertex_error_px', 'pck5', 'pck10', 'labelled_vertices', 'vertex_head_ms_per_frame'):
+            values = [m[field] for m in members if m.get(field) is not None]
+            mean[field] = float(np.mean(values)) if values else None
+        means.append(mean)
+    return means
+
+
+def run_vertices(config, checkpoint_path, out_dir, device='cpu', weights_dir=None):
+    """``run.py --mode vertices``: vertex accuracy of the uncompressed reconstruction and of the decoded streams at
+    every key-frame QP, the vertex head's time per frame, and an overlay MP4 for one clip.
+
+    Shares the RD pipeline's points and cache (``<out_dir>/cache``): after ``--mode rd`` this is instant.
+    Writes ``<out_dir>/vertices/vertices.csv`` (per sequence and point, then means over labelled sequences),
+    ``vertices.json`` and ``overlay_<video>_qp<QP>.mp4`` (decoded frames, predicted red, confident teacher green).
+
+    Args:
+        config, checkpoint_path, out_dir, device, weights_dir: as evaluation.rd.RDEvaluation.
+    Returns:
+        list of row dicts (per sequence and point, then the means).
+    """
+    evaluation = RDEvaluation(config, checkpoint_path, out_dir, device, weights_dir, codecs=('reconstruction', 's2d'))
+    records = evaluation.evaluate()
+    rows = []
+    for record in records:
+        row = dict(codec=record['curve'], qp=record['qp'], sequence=record['sequence'],
+                   **(record['vertices'] or dict(vertex_error_px=None, pck5=None, pck10=None, labelled_vertices=0)))
+        if 'vertex_head_s' in record['seconds']:
+            row['vertex_head_ms_per_frame'] = 1000 * record['seconds']['vertex_head_s'] / record['frames']
+        rows.append(row)
+    rows += _vertex_mean_rows(rows)
+    out = Path(out_dir) / 'vertices'
+    write_csv(out / 'vertices.csv', rows)
+    labelled = [r for r in records if r['vertices'] and r['vertices']['labelled_vertices']]
+    s2d = [r for r in (labelled or records) if r['codec'] == 's2d']
+    qps = sorted({r['qp'] for r in s2d})
+    chosen = next(r for r in s2d if r['qp'] == qps[len(qps) // 2])
+    seq = next(load_sequences(evaluation.dataset, evaluation.params['num_frames'], [chosen['sequence']]))
+    decoded = list(Decoder(checkpoint_path, device).decode((Path(out_dir) / chosen['bitstream']).read_bytes()))
+    overlay = out / f"overlay_{seq.name}_qp{chosen['qp']}.mp4"
+    write_overlay(overlay, np.stack([f for f, _ in decoded]), np.stack([v for _, v in decoded]), seq.vertices,
+                  seq.confidence, float(seq.fps or evaluation.params['fps'] or 25),
+                  evaluation.params['vertex_min_confidence'])
+    write_json(out / 'vertices.json', dict(
+        checkpoint=str(checkpoint_path), device=str(device), overlay=overlay.name,
+        labels=f"{evaluation.dataset.vertices_dir} (confidence >= {evaluation.params['vertex_min_confidence']})",
+        note='' if labelled else 'no teacher labels found for the test sequences: accuracy not measured',
+        rows=rows))
+    return rows

@@ -11,8 +11,8 @@ import torch
 import yaml
 
 import run
-from evaluation.rd import RDEvaluation
-from evaluation.vertices import run_vertices, to_pixels, vertex_accuracy
+from evaluation.rd import RDEvaluation, run_vertices
+from evaluation.vertices import to_pixels, vertex_accuracy
 from reconstruction import run_reconstruction
 
 FRAMES = 4
