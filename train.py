@@ -79,11 +79,6 @@ def make_datasets(config):
     return DatasetRepeater(train_set, config['train_params']['num_repeats']), validation_set
 
 
-def unwrap(module):
-    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
 class Trainer:
     """Networks, optimizers, schedulers and one training step.
 
@@ -115,8 +110,7 @@ class Trainer:
         self.generator_full = GeneratorFullModel(wrapped['kp_detector'], wrapped['generator'],
                                                  wrapped['vertex_head'], wrapped['discriminator'], params)
         self.generator_full.to(self.device)
-        self.discriminator_full = DiscriminatorFullModel(wrapped['kp_detector'], wrapped['generator'],
-                                                         wrapped['discriminator'], params)
+        self.discriminator_full = DiscriminatorFullModel(wrapped['discriminator'], params)
         self.use_discriminator = bool(weights.get('discriminator_gan', 0))
         self.grad_clip_norm = params.get('grad_clip_norm')
         self.amp = bool(params.get('mixed_precision', False)) and self.device.type == 'cuda'

@@ -73,8 +73,7 @@ def bench_config(path, device, repeats, train_iterations, queue):
             net.train()
         gen_model = GeneratorFullModel(nets['kp_detector'], nets['generator'], nets['vertex_head'],
                                        nets['discriminator'], tp).to(device)
-        disc_model = DiscriminatorFullModel(nets['kp_detector'], nets['generator'], nets['discriminator'],
-                                            tp).to(device)
+        disc_model = DiscriminatorFullModel(nets['discriminator'], tp).to(device)
         b = tp['batch_size']
         n = config['model_params']['vertex_head_params']['num_vertices']
         batch = {'source': torch.rand(b, 3, h, w, device=device), 'driving': torch.rand(b, 3, h, w, device=device),

@@ -37,7 +37,6 @@ FRAME_METRICS = ('psnr', 'psnr_yuv', 'ssim', 'ms_ssim')
 ALL_METRICS = FRAME_METRICS + ('vmaf', 'dists', 'lpips_vgg', 'lpips_alex', 'fvd', 'motion')
 #: metrics that are not a per-sequence scalar of MetricSuite.sequence (no BD-rate, no RD plot)
 NON_SCALAR = frozenset({'fvd', 'motion'})
-LOWER_IS_BETTER = frozenset({'dists', 'lpips_vgg', 'lpips_alex', 'fvd'})
 
 # BT.601 limited range ("studio swing"), 8-bit: rows Y, U, V; applied to R, G, B in [0, 255].
 YUV_MATRIX = ((0.257, 0.504, 0.098),

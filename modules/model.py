@@ -292,7 +292,7 @@ class DiscriminatorFullModel(nn.Module):
     detached ``generated['prediction']`` (both (B, 3, H, W) in [0, 1]) at every discriminator scale.
     """
 
-    def __init__(self, kp_detector, generator, discriminator, train_params):
+    def __init__(self, discriminator, train_params):
         super().__init__()
         self.discriminator = discriminator
         self.weight = train_params['loss_weights'].get('discriminator_gan', 0)
