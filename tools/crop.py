@@ -52,12 +52,6 @@ class CropBox:
     y0: int
     side: int
 
-    def contains(self, x, y, margin=0.0):
-        """True where pixel coordinates (x, y) (arrays or floats) lie inside the box, at least ``margin`` pixels
-        from its edges."""
-        return ((x >= self.x0 + margin) & (x <= self.x0 + self.side - 1 - margin)
-                & (y >= self.y0 + margin) & (y <= self.y0 + self.side - 1 - margin))
-
 
 @dataclass
 class PersonTrack:
