@@ -126,7 +126,7 @@ def motion_table(spec, root, num_frames):
     from evaluation.sequences import load_sequences
     from frames_dataset import FramesDataset
     from modules.build import load_inference_models
-    from reconstruction import reconstruct
+    from modules.render import reconstruct
     base = variant_config(spec, next(iter(spec['variants'])))
     params = base['dataset_params']
     names = params.get('validation_names')

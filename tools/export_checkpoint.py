@@ -141,7 +141,9 @@ def main():
     config = ckpt['config']
     data = config['dataset_params']
     train_dir = os.path.join(data['root_dir'], 'train')
+    held_out = list(data.get('validation_names') or [])
     clips = sorted(os.path.splitext(f)[0] for f in os.listdir(train_dir)) if os.path.isdir(train_dir) else []
+    clips = [clip for clip in clips if clip not in held_out]
     validation = ckpt.get('validation', {})
     chain = lineage(args.log_dir)
     runs = ['', '## Training runs (newest first; each fine-tuned from the previous one\'s checkpoint)', '',
@@ -173,7 +175,9 @@ def main():
         f"{ckpt.get('iteration', 0)} iterations at batch {config['train_params']['batch_size']}"
         + (f", {(max(walls) - min(walls)) / 3600:.2f} h wall time (first to last logged event)" if walls else '')
         + '.',
-        '- Validation at this checkpoint (test split, first frame as key-reference frame, uncompressed): '
+        f"- Validation at this checkpoint ("
+        + (f"held-out training clips {', '.join(held_out)}" if held_out else 'test split')
+        + ", first frame as key-reference frame, uncompressed keypoints): "
         + ', '.join(f"{k} {v:.4f}" for k, v in validation.items()) + '.',
         f"- Data: `{data['root_dir']}` ({len(clips)} training clips): {', '.join(clips)}.",
         '',
