@@ -117,8 +117,9 @@ def _mean(values):
 
 
 def motion_table(spec, root, num_frames):
-    """Markdown lines: per variant (and the frozen key frame) the means over the validation clips of MS-SSIM and
-    the motion fidelity of the first ``num_frames`` frames, rendered from the variant's ``best.pth``."""
+    """Markdown lines: per variant (and the frozen key frame, and the parent checkpoint) the means over the
+    validation clips of MS-SSIM and the motion fidelity of the first ``num_frames`` frames, rendered from the
+    variant's ``best.pth``."""
     import numpy as np
     import torch
     from evaluation.metrics import frames_to_tensor, ms_ssim
@@ -137,6 +138,8 @@ def motion_table(spec, root, num_frames):
     sequences = list(load_sequences(dataset, num_frames))
     references = [teacher_landmarks(seq.frames) for seq in sequences]
     decoders = {'frozen key frame': None}
+    if spec['parent']:
+        decoders[f"parent ({Path(spec['parent']).name})"] = Path(spec['parent'])
     decoders.update({name: root / name / 'best.pth' for name in spec['variants']
                      if (root / name / 'best.pth').is_file()})
     lines = [f"Motion on the {len(sequences)} validation clips ({', '.join(names)}), first {num_frames} frames at "
