@@ -45,14 +45,16 @@ def read_scalars(log_dir):
 
 def lineage(log_dir):
     """The chain of training runs behind ``log_dir``: this run, then the run it was fine-tuned from (named on the
-    first line of its ``log.txt`` by ``train.py``), and so on.
+    first line of its ``log.txt`` by ``train.py``), and so on, up to a parent that is not in a run folder (e.g. a
+    shipped checkpoint: the last entry's 'parent').
 
     Returns: list of dicts (newest first) with 'log_dir', 'parent' (checkpoint path or None), 'epochs',
     'iterations' (int, from the per-epoch lines of log.txt), 'hours' (first to last tensorboard event) and 'config'
     (the run's config.yaml as a dict, None if absent).
     """
     chain = []
-    while log_dir and os.path.isdir(log_dir) and log_dir not in [c['log_dir'] for c in chain]:
+    while log_dir and os.path.isfile(os.path.join(log_dir, 'log.txt')) and \
+            log_dir not in [c['log_dir'] for c in chain]:
         with open(os.path.join(log_dir, 'log.txt')) as handle:
             lines = handle.read().splitlines()
         epochs = [line for line in lines if line.startswith('epoch ')]
@@ -159,6 +161,9 @@ def main():
     runs += ['', f"The exported weights were trained for {behind} iterations: those of the parent runs up to the "
                  f"checkpoint each was fine-tuned from, plus {ckpt.get('iteration', 0)} of the last run (its best "
                  f"validation L1)."]
+    if chain[-1]['parent']:
+        runs += ['', f"The first run above was fine-tuned from `{chain[-1]['parent']}`, an exported checkpoint whose "
+                     f"own training is not counted here (see its model card)."]
     limitations = open(args.limitations).read().strip() if args.limitations else ''
     lines = [
         f"# `{os.path.basename(args.out)}`",
