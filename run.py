@@ -21,17 +21,24 @@ import torch
 import torch.multiprocessing as mp
 import yaml
 
+from modules.config import resolve_config
+
 LOG = logging.getLogger('run')
 
 
 def load_config(path):
-    """YAML config -> dict (``yaml.safe_load``). Raises FileNotFoundError / ValueError with the path."""
+    """YAML config -> dict (``yaml.safe_load``), as written (defaults are filled in where it is used).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ConfigError (a ValueError): not a config, or an unknown (misspelled) or missing key or section; the message
+            names the file, the key, its section and the valid keys (``modules.config.resolve_config``).
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config '{path}' does not exist; see config/*.yaml")
     with open(path) as handle:
         config = yaml.safe_load(handle)
-    if not isinstance(config, dict) or 'model_params' not in config:
-        raise ValueError(f"config '{path}' is not a Sparse2Dense config (no model_params section)")
+    resolve_config(config, source=path)
     return config
 
 

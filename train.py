@@ -27,6 +27,7 @@ from frames_dataset import DatasetRepeater, FramesDataset, VideoReadError
 from logger import (CHECKPOINT_NETWORKS, Logger, format_weight_report, load_checkpoint, load_matching_weights,
                     save_checkpoint)
 from modules.build import build_networks
+from modules.config import ConfigError, resolve_config
 from modules.model import DiscriminatorFullModel, GeneratorFullModel
 from modules.render import render_keypoints
 from sync_batchnorm import synchronize_batchnorm
@@ -58,6 +59,14 @@ def is_resume(config, checkpoint_config):
     return comparable(config) == comparable(checkpoint_config)
 
 
+def resolve_train_params(config):
+    """The config's ``train_params`` with the defaults of ``modules.config.SCHEMA`` filled in.
+    Raises ConfigError (a ValueError) naming an unknown or missing key, or a missing ``train_params`` section."""
+    if not isinstance(config, dict) or 'train_params' not in config:
+        raise ConfigError("config has no train_params section; compare with config/ted384.yaml")
+    return resolve_config(config)['train_params']
+
+
 def make_datasets(config):
     """(training FramesDataset wrapped in DatasetRepeater, validation FramesDataset) from the config.
 
@@ -87,13 +96,15 @@ class Trainer:
         device: torch.device of this process.
         distributed: wrap every network in DistributedDataParallel (process group already initialised).
     Attributes: ``networks`` (dict name -> nn.Module, unwrapped, on ``device``), ``optimizers``, ``schedulers``
-    (dict name -> object for 'generator', 'kp_detector' and, when the GAN is on, 'discriminator').
+    (dict name -> object for 'generator', 'kp_detector' and, when the GAN is on, 'discriminator'), ``params`` (the
+    resolved ``train_params``; ``config`` stays as given and is what checkpoints store).
+    Raises: ConfigError (a ValueError) naming an unknown or missing key of the config.
     """
 
     def __init__(self, config, device, distributed=False):
         self.config = config
         self.device = torch.device(device)
-        params = config['train_params']
+        self.params = params = resolve_train_params(config)
         weights = params['loss_weights']
         networks = build_networks(config)
         self.networks = {name: synchronize_batchnorm(net, self.device, distributed).to(self.device)
@@ -101,7 +112,7 @@ class Trainer:
         if distributed:
             device_ids = [self.device.index] if self.device.type == 'cuda' else None
             # with a vertex loss weight of 0 the vertex head runs but gets no gradients
-            unused = set() if weights.get('vertex', 0) else {'vertex_head'}
+            unused = set() if weights['vertex'] else {'vertex_head'}
             wrapped = {name: DistributedDataParallel(net, device_ids=device_ids,
                                                      find_unused_parameters=name in unused)
                        for name, net in self.networks.items()}
@@ -111,13 +122,13 @@ class Trainer:
                                                  wrapped['vertex_head'], wrapped['discriminator'], params)
         self.generator_full.to(self.device)
         self.discriminator_full = DiscriminatorFullModel(wrapped['discriminator'], params)
-        self.use_discriminator = bool(weights.get('discriminator_gan', 0))
-        self.grad_clip_norm = params.get('grad_clip_norm')
-        self.amp = bool(params.get('mixed_precision', False)) and self.device.type == 'cuda'
-        if params.get('mixed_precision', False) and not self.amp:
+        self.use_discriminator = bool(weights['discriminator_gan'])
+        self.grad_clip_norm = params['grad_clip_norm']
+        self.amp = bool(params['mixed_precision']) and self.device.type == 'cuda'
+        if params['mixed_precision'] and not self.amp:
             LOG.info("train_params.mixed_precision applies to CUDA only; training in float32 on %s", self.device)
         names = ['generator', 'kp_detector'] + (['discriminator'] if self.use_discriminator else [])
-        betas = tuple(params.get('adam_betas', (0.5, 0.999)))
+        betas = tuple(params['adam_betas'])
         self.optimizers = {name: torch.optim.Adam([p for net in OPTIMIZED_NETWORKS[name]
                                                    for p in self.networks[net].parameters()],
                                                   lr=params[f'lr_{name}'], betas=betas) for name in names}
@@ -130,7 +141,7 @@ class Trainer:
 
         Implemented in closed form (LambdaLR: initial lr * 0.1 ** milestones passed), so a resumed run gets exactly
         the learning rate of an uninterrupted one."""
-        milestones = sorted(self.config['train_params']['epoch_milestones'])
+        milestones = sorted(self.params['epoch_milestones'])
 
         def factor(epoch):
             return 0.1 ** sum(epoch >= m for m in milestones)
@@ -298,11 +309,11 @@ def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
         shared = [str(log_dir)]
         dist.broadcast_object_list(shared, src=0)
         log_dir = shared[0]
-    params = config['train_params']
+    params = resolve_train_params(config)
     if params['batch_size'] % world_size:
         raise ValueError(f"train_params.batch_size {params['batch_size']} (the total over all processes) is not "
                          f"divisible by the {world_size} processes")
-    torch.manual_seed(params.get('seed', 0))
+    torch.manual_seed(params['seed'])
     trainer = Trainer(config, device, distributed)
     start_epoch, iteration, best = 0, 0, math.inf
     report = None
@@ -318,13 +329,13 @@ def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
             report = [f"fine-tuning from {checkpoint_path} (its config differs): matching weights loaded, "
                       f"fresh optimizers"] + trainer.fine_tune_from(checkpoint)
         del checkpoint
-    torch.manual_seed(params.get('seed', 0) + 1000 * rank + start_epoch)
+    torch.manual_seed(params['seed'] + 1000 * rank + start_epoch)
 
     train_set, validation_set = make_datasets(config)
     sampler = DistributedSampler(train_set, world_size, rank, shuffle=True, drop_last=True) if distributed else None
     loader = DataLoader(train_set, batch_size=params['batch_size'] // world_size, shuffle=sampler is None,
-                        sampler=sampler, num_workers=params.get('dataloader_workers', 0), drop_last=True,
-                        pin_memory=device.type == 'cuda', persistent_workers=params.get('dataloader_workers', 0) > 0)
+                        sampler=sampler, num_workers=params['dataloader_workers'], drop_last=True,
+                        pin_memory=device.type == 'cuda', persistent_workers=params['dataloader_workers'] > 0)
     if len(loader) == 0:
         raise ValueError(f"no training batch: {len(train_set)} items per epoch < batch size {params['batch_size']}; "
                          f"raise train_params.num_repeats")
@@ -338,7 +349,7 @@ def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
             print(f"nothing to train: the checkpoint finished epoch {start_epoch - 1} of {params['num_epochs']}; "
                   f"raise train_params.num_epochs to continue")
     validation = None
-    validation_params = params.get('validation', {'num_videos': 4, 'num_frames': 16})
+    validation_params = params['validation']
     for epoch in range(start_epoch, params['num_epochs']):
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -356,7 +367,7 @@ def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
         tqdm.write(logger.log_epoch(epoch, iteration, validation))
         logger.log_images(epoch, iteration, batch, generated)
         state = trainer.checkpoint(epoch, iteration, validation)
-        if (epoch + 1) % params.get('checkpoint_freq', 1) == 0 or epoch == params['num_epochs'] - 1:
+        if (epoch + 1) % params['checkpoint_freq'] == 0 or epoch == params['num_epochs'] - 1:
             save_checkpoint(os.path.join(log_dir, 'checkpoint.pth'), state)
         if validation['l1'] < best:
             best = validation['l1']

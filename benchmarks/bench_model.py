@@ -25,6 +25,7 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from modules.build import build_networks  # noqa: E402
+from modules.config import resolve_config  # noqa: E402
 from modules.model import DiscriminatorFullModel, GeneratorFullModel  # noqa: E402
 from modules.util import num_parameters  # noqa: E402
 
@@ -47,7 +48,7 @@ def timed(fn, repeats, device):
 def bench_config(path, device, repeats, train_iterations, queue):
     """Measure one config; puts a dict of results on ``queue``."""
     with open(path) as f:
-        config = yaml.safe_load(f)
+        config = resolve_config(yaml.safe_load(f), source=path)
     device = torch.device(device)
     torch.manual_seed(0)
     nets = build_networks(config)
@@ -68,7 +69,7 @@ def bench_config(path, device, repeats, train_iterations, queue):
             lambda: nets['vertex_head'](nets['generator'].render(source_features, kp_key, kp_frame)['F_refine']),
             repeats, device)
     tp = config['train_params']
-    if train_iterations and tp.get('perceptual_backbone') != 'vgg19':
+    if train_iterations and tp['perceptual_backbone'] != 'vgg19':
         for net in nets.values():
             net.train()
         gen_model = GeneratorFullModel(nets['kp_detector'], nets['generator'], nets['vertex_head'],

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from modules.config import ConfigError, resolve_config
 from modules.discriminator import MultiScaleDiscriminator
 from modules.generator import OcclusionAwareGenerator
 from modules.keypoint_detector import KPDetector
@@ -25,24 +26,22 @@ def build_networks(config):
     """Instantiate every network of the config's ``model_params``.
 
     Args:
-        config: the full config dict (see ``config/*.yaml``).
+        config: the full config dict (see ``config/*.yaml``); checked by :func:`modules.config.resolve_config`,
+            the defaults of :data:`modules.config.SCHEMA` fill in what it leaves out.
     Returns:
         dict with 'kp_detector' (:class:`KPDetector`), 'generator' (:class:`OcclusionAwareGenerator`),
         'vertex_head' (:class:`VertexHead`), 'discriminator' (:class:`MultiScaleDiscriminator`), on the CPU.
     Raises:
-        KeyError: a required section is missing from the config (the message names it).
+        ConfigError (a ValueError): an unknown, misspelled or missing key or section (the message names it).
     """
-    try:
-        mp = config['model_params']
-        common = mp['common_params']
-        kp_detector = KPDetector(**mp['kp_detector_params'], **common)
-        generator = OcclusionAwareGenerator(**mp['generator_params'], **common,
-                                            dense_motion_params=mp['dense_motion_params'])
-        vertex_head = VertexHead(generator.refine_channels, **mp['vertex_head_params'])
-        discriminator = MultiScaleDiscriminator(**mp['discriminator_params'])
-    except KeyError as err:
-        raise KeyError(f"config is missing model_params section or key {err}; compare with config/ted384.yaml") \
-            from None
+    mp = resolve_config(config)['model_params']
+    common = mp['common_params']
+    kp_detector = KPDetector(num_kp=common['num_kp'], image_channel=common['image_channel'],
+                             **mp['kp_detector_params'])
+    generator = OcclusionAwareGenerator(**mp['generator_params'], **common,
+                                        dense_motion_params=mp['dense_motion_params'])
+    vertex_head = VertexHead(generator.refine_channels, **mp['vertex_head_params'])
+    discriminator = MultiScaleDiscriminator(**mp['discriminator_params'])
     return {'kp_detector': kp_detector, 'generator': generator, 'vertex_head': vertex_head,
             'discriminator': discriminator}
 
@@ -109,7 +108,8 @@ def load_checkpoint(checkpoint_path):
     Raises:
         CheckpointNotFoundError (a FileNotFoundError): no such file.
         CheckpointError (a ValueError): a directory, an empty or truncated file, another format, a pickle of
-            Python objects (refused: loading it would run code from the file), or a dict without a config.
+            Python objects (refused: loading it would run code from the file), a dict without a config, or a
+            config with an unknown or missing key (see :func:`modules.config.resolve_config`).
     """
     path = str(checkpoint_path)
     if os.path.isdir(path):
@@ -136,6 +136,10 @@ def load_checkpoint(checkpoint_path):
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get('config'), dict):
         raise CheckpointError(f"{path} is not a Sparse2Dense checkpoint: "
                               + ("missing ['config']" if isinstance(ckpt, dict) else f"it holds a {type(ckpt).__name__}"))
+    try:
+        resolve_config(ckpt['config'])
+    except ConfigError as err:
+        raise CheckpointError(f"checkpoint {path} holds an invalid config: {err}") from None
     return ckpt
 
 

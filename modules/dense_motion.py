@@ -67,7 +67,7 @@ class DenseMotionNetwork(nn.Module):
     """
 
     def __init__(self, num_kp, feature_channel, reshape_depth, block_expansion, max_features, num_blocks,
-                 compress, kp_variance, kernel_size=7, scale_factor=1, **kwargs):
+                 compress, kp_variance, kernel_size, scale_factor):
         super().__init__()
         self.pool = int(round(1 / scale_factor))
         self.kp_variance = kp_variance

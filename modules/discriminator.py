@@ -22,10 +22,15 @@ class DownBlockSN(nn.Module):
 class Discriminator(nn.Module):
     """Patch discriminator at one scale.
 
+    Args:
+        num_channels: input channels (3).
+        block_expansion, max_features: channels of the first block and their cap (doubling per block).
+        num_blocks: 4x4 conv blocks (all but the last halve the resolution).
+        sn: spectral normalisation of every convolution.
     Input (B, 3, H, W) in [0, 1]. Output: (list of ``num_blocks`` feature maps, (B, 1, h, w) patch logits).
     """
 
-    def __init__(self, num_channels=3, block_expansion=64, num_blocks=4, max_features=512, sn=True, **kwargs):
+    def __init__(self, num_channels, block_expansion, num_blocks, max_features, sn):
         super().__init__()
         chans = [num_channels] + [min(max_features, block_expansion * 2 ** i) for i in range(num_blocks)]
         self.blocks = nn.ModuleList(
@@ -45,15 +50,16 @@ class MultiScaleDiscriminator(nn.Module):
     """One :class:`Discriminator` per image scale.
 
     Args:
-        scales: list of scales, e.g. [1] or [1, 0.5]; other kwargs go to :class:`Discriminator`.
+        scales: list of scales, e.g. [1] or [1, 0.5]; the other arguments go to :class:`Discriminator`.
     Input: image (B, 3, H, W) in [0, 1].
     Output: dict ``{scale_key: (feature_maps, logits)}`` with keys 'disc_1', 'disc_0-5', ...
     """
 
-    def __init__(self, scales=(1,), **kwargs):
+    def __init__(self, scales, num_channels, block_expansion, num_blocks, max_features, sn):
         super().__init__()
         self.scales = list(scales)
-        self.discs = nn.ModuleDict({self.key(s): Discriminator(**kwargs) for s in self.scales})
+        self.discs = nn.ModuleDict({self.key(s): Discriminator(num_channels, block_expansion, num_blocks, max_features,
+                                                               sn) for s in self.scales})
         self.downs = nn.ModuleDict({self.key(s): AntiAliasInterpolation2d(3, s) for s in self.scales})
 
     @staticmethod

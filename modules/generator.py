@@ -37,8 +37,8 @@ class OcclusionAwareGenerator(nn.Module):
     """
 
     def __init__(self, image_channel, feature_channel, num_kp, block_expansion, max_features, num_down_blocks,
-                 reshape_depth, num_resblocks, dense_motion_params, warped_skips=False,
-                 blend_warped_source=False, **kwargs):
+                 reshape_depth, num_resblocks, dense_motion_params, warped_skips,
+                 blend_warped_source):
         super().__init__()
         self.feature_channel = feature_channel
         self.reshape_depth = reshape_depth

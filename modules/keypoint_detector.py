@@ -21,7 +21,6 @@ class KPDetector(nn.Module):
         scale_factor: input downsampling factor (0.25 at 384x384 gives a 96x96 heatmap grid).
         reshape_depth: depth D of the 3D volume (16).
         reshape_channel: channels per depth slice after the 2D->3D reshape.
-        **kwargs: other ``common_params`` (e.g. ``feature_channel``), ignored.
     Input: frame (B, 3, H, W) in [0, 1]; H * scale_factor and W * scale_factor divisible by 2**num_blocks.
     Output: ``{'value': (B, K, 3)}`` keypoints in [-1, 1] as (x, y, z) (a convex combination of grid points, so the
     range holds by construction).
@@ -30,7 +29,7 @@ class KPDetector(nn.Module):
     """
 
     def __init__(self, num_kp, image_channel, temperature, block_expansion, max_features, num_blocks,
-                 scale_factor, reshape_depth, reshape_channel, **kwargs):
+                 scale_factor, reshape_depth, reshape_channel):
         super().__init__()
         self.num_kp = num_kp
         self.temperature = temperature

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modules.config import resolve_section
 from modules.util import ALIGN_CORNERS, AntiAliasInterpolation2d, make_coordinate_grid
 
 #: torchvision's ImageNet VGG19 weights file, looked up in ``$TORCH_HOME/hub/checkpoints`` (torch.hub.get_dir()).
@@ -191,7 +192,9 @@ class GeneratorFullModel(nn.Module):
     Args:
         kp_detector, generator, vertex_head, discriminator: the networks (possibly DDP-wrapped).
         train_params: the config's ``train_params`` (``scales``, ``loss_weights``, ``transform_params``,
-            ``gan_mode``, ``perceptual_backbone``).
+            ``gan_mode``, ``perceptual_backbone``), completed by :func:`modules.config.resolve_section`.
+    Raises: ConfigError (a ValueError) for an unknown or missing key of ``train_params``; ValueError for a bad
+    ``gan_mode`` / ``perceptual_backbone`` or guidance landmarks that do not fit the networks.
     ``forward(x)``: x is a dataset batch with 'source', 'driving' (B, 3, H, W) in [0, 1], 'vertices' (B, N, 2),
     'vertex_confidence' (B, N). Returns ``(losses, generated)``: losses is a dict of weighted scalar terms
     ('perceptual', 'generator_gan', 'feature_matching', 'equivariance_value', 'keypoint_prior',
@@ -206,14 +209,15 @@ class GeneratorFullModel(nn.Module):
         self.generator = generator
         self.vertex_head = vertex_head
         self.discriminator = discriminator
+        train_params = resolve_section('train_params', train_params)
         self.train_params = train_params
         self.weights = train_params['loss_weights']
-        self.gan_mode = train_params.get('gan_mode', 'hinge')
+        self.gan_mode = train_params['gan_mode']
         self.pyramid = ImagePyramid(train_params['scales'])
-        self.vgg = make_perceptual_backbone(train_params.get('perceptual_backbone', 'vgg19'))
+        self.vgg = make_perceptual_backbone(train_params['perceptual_backbone'])
         landmarks = None
-        if self.weights.get('keypoint_guidance', 0):
-            landmarks = train_params.get('keypoint_guidance_landmarks')
+        if self.weights['keypoint_guidance']:
+            landmarks = train_params['keypoint_guidance_landmarks']
             num_kp = getattr(getattr(kp_detector, 'module', kp_detector), 'num_kp', None)  # DDP-wrapped or not
             num_vertices = getattr(getattr(vertex_head, 'module', vertex_head), 'num_vertices', None)
             if not landmarks or (num_kp is not None and len(landmarks) != num_kp) or (
@@ -244,7 +248,7 @@ class GeneratorFullModel(nn.Module):
         b = source.shape[0]
         frames = [source, driving]
         transform = None
-        if w.get('equivariance_value', 0):
+        if w['equivariance_value']:
             transform = RandomTransform(b, source.device, **self.train_params['transform_params'])
             frames.append(transform.transform_frame(driving))
         kp_all = self.kp_detector(torch.cat(frames))['value']
@@ -256,30 +260,30 @@ class GeneratorFullModel(nn.Module):
         prediction = generated['prediction']
 
         losses = {}
-        if w.get('perceptual', 0):
+        if w['perceptual']:
             losses['perceptual'] = w['perceptual'] * self.perceptual(prediction, driving)
-        if w.get('generator_gan', 0) or w.get('feature_matching', 0):
+        if w['generator_gan'] or w['feature_matching']:
             disc = self.discriminator(torch.cat([prediction, driving]))
             gan, fm = 0.0, 0.0
             for feats, logits in disc.values():
                 gan = gan + gan_loss(logits[:b], 'generator', self.gan_mode)
                 for f in feats:
                     fm = fm + (f[:b] - f[b:].detach()).abs().mean()
-            if w.get('generator_gan', 0):
+            if w['generator_gan']:
                 losses['generator_gan'] = w['generator_gan'] * gan
-            if w.get('feature_matching', 0):
+            if w['feature_matching']:
                 losses['feature_matching'] = w['feature_matching'] * fm
         if transform is not None:
             kp_transformed = kp_all[2 * b:, :, :2]
             losses['equivariance_value'] = w['equivariance_value'] * (
                 kp_driving['value'][:, :, :2] - transform.warp_coordinates(kp_transformed)).abs().mean()
-        if w.get('keypoint_prior', 0):
+        if w['keypoint_prior']:
             losses['keypoint_prior'] = w['keypoint_prior'] * keypoint_prior(kp_all[:2 * b])
         if self.guidance_landmarks is not None:
             index = self.guidance_landmarks
             losses['keypoint_guidance'] = w['keypoint_guidance'] * keypoint_guidance(
                 kp_driving['value'], x['vertices'][:, index], x['vertex_confidence'][:, index])
-        if w.get('vertex', 0):
+        if w['vertex']:
             losses['vertex'] = w['vertex'] * vertex_loss(generated['vertices'], x['vertices'],
                                                           x['vertex_confidence'])
         return losses, generated
@@ -289,14 +293,16 @@ class DiscriminatorFullModel(nn.Module):
     """Discriminator-side forward pass and loss.
 
     ``forward(x, generated)`` -> ``{'discriminator_gan': scalar}`` computed on real ``x['driving']`` and the
-    detached ``generated['prediction']`` (both (B, 3, H, W) in [0, 1]) at every discriminator scale.
+    detached ``generated['prediction']`` (both (B, 3, H, W) in [0, 1]) at every discriminator scale, weighted by
+    ``train_params.loss_weights.discriminator_gan`` (``train_params`` as for :class:`GeneratorFullModel`).
     """
 
     def __init__(self, discriminator, train_params):
         super().__init__()
         self.discriminator = discriminator
-        self.weight = train_params['loss_weights'].get('discriminator_gan', 0)
-        self.gan_mode = train_params.get('gan_mode', 'hinge')
+        train_params = resolve_section('train_params', train_params)
+        self.weight = train_params['loss_weights']['discriminator_gan']
+        self.gan_mode = train_params['gan_mode']
 
     def forward(self, x, generated):
         b = x['driving'].shape[0]

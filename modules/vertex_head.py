@@ -23,7 +23,7 @@ class VertexHead(nn.Module):
     clamped, so a vertex just outside the frame can be represented).
     """
 
-    def __init__(self, in_channels, num_vertices, num_resblocks, channels, pool_size, **kwargs):
+    def __init__(self, in_channels, num_vertices, num_resblocks, channels, pool_size):
         super().__init__()
         self.num_vertices = num_vertices
         self.resblocks = nn.Sequential(*[ResBlock(in_channels) for _ in range(num_resblocks)])

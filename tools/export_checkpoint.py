@@ -29,6 +29,7 @@ from logger import atomic_write  # noqa: E402
 from modules.build import load_checkpoint  # noqa: E402
 from modules.build import INFERENCE_NETWORKS, load_inference_models  # noqa: E402
 from modules.util import num_parameters  # noqa: E402
+from run import load_config  # noqa: E402
 
 
 def read_scalars(log_dir):
@@ -125,8 +126,7 @@ def main():
     source = os.path.join(args.log_dir, args.checkpoint)
     ckpt = load_checkpoint(source)
     if args.config:
-        with open(args.config) as handle:
-            config = yaml.safe_load(handle)
+        config = load_config(args.config)
         for section in ('model_params', 'dataset_params'):
             if config[section] != ckpt['config'][section]:
                 raise ValueError(f"--config {args.config}: its {section} differ from the run's; export the run's "
