@@ -2,12 +2,16 @@
 
 Each mode is one small function registered in ``MODES`` (the evaluation adds its modes there).
 
-train: ``python run.py --config config/ted384.yaml --mode train --device_ids 0,1,2,3`` trains with one process per
+train: ``python run.py --config config/ted384.yaml --mode train --device 0,1,2,3`` trains with one process per
 device (DistributedDataParallel, launched here with torch.multiprocessing; ``torchrun --nproc_per_node 4 run.py ...``
-works too). ``--device_ids cpu`` trains on the CPU; ``cpu,cpu`` runs two CPU processes (gloo). The run folder is
-``<log_dir>/<config stem>_<YYYYmmdd-HHMMSS>``. ``--checkpoint RUN/checkpoint.pth`` without ``--config`` (or with
+works too). ``--device cpu`` trains on the CPU; ``cpu,cpu`` runs two CPU processes (gloo). The run folder is
+``<log-dir>/<config stem>_<YYYYmmdd-HHMMSS>``. ``--checkpoint RUN/checkpoint.pth`` without ``--config`` (or with
 the same config) resumes that run at its next epoch in its folder; with a different config it fine-tunes from the
 matching weights in a new run folder.
+
+Options are spelled as in ``codec.py`` and ``tools/`` (``--device``, hyphens); the older spellings ``--device_ids``,
+``--device-ids``, ``--log_dir`` and ``--weights_dir`` are accepted as aliases. Installed (``pip install -e .``), this is
+the ``s2d-run`` command.
 """
 import argparse
 import logging
@@ -43,25 +47,29 @@ def load_config(path):
 
 
 def parse_device_ids(text):
-    """'cpu' -> [cpu]; 'cpu,cpu' -> two CPU processes; '0,1,2,3' -> CUDA devices; None -> cuda:0 if available else
-    cpu. Raises ValueError for malformed ids or CUDA devices that do not exist."""
+    """The devices of ``--device``: one process per comma-separated item.
+
+    'cpu' -> [cpu]; 'cpu,cpu' -> two CPU processes; 'cuda' or 'cuda:1' (codec.py's spelling) -> that CUDA device;
+    '0,1,2,3' -> CUDA devices 0..3; None -> cuda:0 if available else cpu.
+    Raises ValueError for malformed ids, mixed CPU and CUDA devices, or CUDA devices that do not exist."""
     if text is None:
         return [torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')]
     devices = []
     for item in text.split(','):
         item = item.strip()
+        index = item[len('cuda:'):] if item.startswith('cuda:') else '0' if item == 'cuda' else item
         if item == 'cpu':
             devices.append(torch.device('cpu'))
-        elif item.isdigit():
-            if int(item) >= torch.cuda.device_count():
-                raise ValueError(f"--device_ids {text}: CUDA device {item} does not exist "
-                                 f"({torch.cuda.device_count()} visible); use --device_ids cpu on a CPU machine")
-            devices.append(torch.device('cuda', int(item)))
+        elif index.isdigit():
+            if int(index) >= torch.cuda.device_count():
+                raise ValueError(f"--device {text}: CUDA device {index} does not exist "
+                                 f"({torch.cuda.device_count()} visible); use --device cpu on a CPU machine")
+            devices.append(torch.device('cuda', int(index)))
         else:
-            raise ValueError(f"--device_ids {text!r}: give CUDA indices '0,1,2,3' or 'cpu' (repeat for several CPU "
-                             f"processes: 'cpu,cpu')")
+            raise ValueError(f"--device {text!r}: give cpu, cuda, cuda:N or CUDA indices '0,1,2,3' (repeat cpu for "
+                             f"several CPU processes: 'cpu,cpu')")
     if len({d.type for d in devices}) > 1:
-        raise ValueError(f"--device_ids {text}: do not mix CPU and CUDA devices")
+        raise ValueError(f"--device {text}: do not mix CPU and CUDA devices")
     return devices
 
 
@@ -70,7 +78,7 @@ def new_run_dir(log_root, config_path):
     stem = Path(config_path).stem if config_path else 'run'
     path = Path(log_root) / f"{stem}_{time.strftime('%Y%m%d-%H%M%S')}"
     if any(c.isspace() for c in str(path)):
-        raise ValueError(f"log dir '{path}' contains whitespace; choose a --log_dir (and config name) without spaces")
+        raise ValueError(f"log dir '{path}' contains whitespace; choose a --log-dir (and config name) without spaces")
     return path
 
 
@@ -115,7 +123,7 @@ def train_mode(args):
     run_dir = Path(args.checkpoint).parent if resume else new_run_dir(args.log_dir, args.config)
     if os.environ.get('RANK', '0') == '0':
         print(f"{'resuming' if resume else 'training'}: logs and checkpoints in {run_dir}")
-    return launch(train.train, parse_device_ids(args.device_ids), config=config, log_dir=str(run_dir),
+    return launch(train.train, parse_device_ids(args.device), config=config, log_dir=str(run_dir),
                   checkpoint_path=args.checkpoint)
 
 
@@ -127,7 +135,7 @@ def _evaluation_inputs(args):
     config = load_config(args.config) if args.config else load_checkpoint(args.checkpoint)['config']
     stem = Path(args.config or args.checkpoint).stem
     out = Path(args.out) if args.out else Path(args.log_dir) / f'{args.mode}_{stem}'
-    return config, args.checkpoint, out, parse_device_ids(args.device_ids)[0]
+    return config, args.checkpoint, out, parse_device_ids(args.device)[0]
 
 
 def reconstruction_mode(args):
@@ -159,16 +167,21 @@ MODES = {'train': train_mode, 'reconstruction': reconstruction_mode, 'rd': rd_mo
 
 
 def parse_args(argv=None):
+    """Command line -> argparse.Namespace (config, mode, checkpoint, log_dir, device, verbose, out, weights_dir).
+    Exits with argparse's usage message (code 2) on a bad command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--config', help='YAML config (optional when resuming from --checkpoint)')
     parser.add_argument('--mode', default='train', choices=sorted(MODES))
     parser.add_argument('--checkpoint', help='checkpoint .pth to resume (same config) or fine-tune from')
-    parser.add_argument('--log_dir', default='log', help='parent folder of the run folders (default: log)')
-    parser.add_argument('--device_ids', help="'0,1,2,3' (CUDA), 'cpu', 'cpu,cpu' (default: cuda:0 if any, else cpu)")
+    parser.add_argument('--log-dir', '--log_dir', dest='log_dir', default='log',
+                        help='parent folder of the run folders (default: log)')
+    parser.add_argument('--device', '--device-ids', '--device_ids', dest='device',
+                        help="cpu, cuda, cuda:N, or one process per item: '0,1,2,3' (CUDA), 'cpu,cpu' "
+                             "(default: cuda:0 if any, else cpu)")
     parser.add_argument('--verbose', action='store_true', help='info-level logging')
     parser.add_argument('--out', help='output folder of reconstruction / rd / vertices (default: '
-                                      '<log_dir>/<mode>_<config stem>; rerun with the same folder to resume)')
-    parser.add_argument('--weights-dir', dest='weights_dir',
+                                      '<log-dir>/<mode>_<config stem>; rerun with the same folder to resume)')
+    parser.add_argument('--weights-dir', '--weights_dir', dest='weights_dir',
                         help='folder with learned-metric weights (LPIPS/DISTS/FVD), searched before the torch hub cache')
     args = parser.parse_args(argv)
     if args.config is None and args.checkpoint is None:
@@ -177,14 +190,23 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    """Run the mode of the command line ``argv`` (default ``sys.argv[1:]``); returns what the mode returns.
+    Raises FileNotFoundError / ValueError (ConfigError, CheckpointError) for missing files and bad configs."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(asctime)s %(name)s %(levelname)s: %(message)s')
     return MODES[args.mode](args)
 
 
-if __name__ == '__main__':
+def cli(argv=None):
+    """:func:`main` as a command (``python run.py``, ``s2d-run``): returns exit code 0; a missing file or a bad
+    config or value ends the process with one line ``error: ...`` and exit code 1."""
     try:
-        main()
+        main(argv)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f'error: {error}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(cli())

@@ -1,6 +1,6 @@
 """Codec benchmark: keypoint bits per frame of three coders, entropy-coder time share, end-to-end speed, memory.
 
-    python benchmarks/bench_codec.py --checkpoint checkpoints/humans256-cpu.pth [--data DIR] [--frames 100]
+    python -m benchmarks.bench_codec --checkpoint checkpoints/humans256-cpu.pth [--data DIR] [--frames 100]
         [--kp-step S] [--qp 42] [--device cpu] [--no-render] [--sweep 0.005,0.01,0.02,0.04]
 
 Clips: the test split (ted01 ted02 ted03 ted05 head04 full01 full03 full07), read from ``--data``
@@ -32,10 +32,8 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from coding import bitstream, gfvc_baseline, keypoint_coder  # noqa: E402
-from coding.codec import Decoder, Encoder, read_video  # noqa: E402
+from coding import bitstream, gfvc_baseline, keypoint_coder
+from coding.codec import Decoder, Encoder, read_video
 
 TEST_CLIPS = ('ted01', 'ted02', 'ted03', 'ted05', 'head04', 'full01', 'full03', 'full07')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_model.py [--configs config/humans256-cpu.yaml config/ted384.yaml] [--device cpu]
+    python -m benchmarks.bench_model [--configs config/humans256-cpu.yaml config/ted384.yaml] [--device cpu]
                                      [--repeats 3] [--train-iterations 5]
 
 For every config (batch 1, random weights: speed does not depend on the values) it prints the parameters per
@@ -16,18 +16,15 @@ import multiprocessing as mp
 import os
 import platform
 import resource
-import sys
 import time
 
 import torch
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from modules.build import build_networks  # noqa: E402
-from modules.config import resolve_config  # noqa: E402
-from modules.model import DiscriminatorFullModel, GeneratorFullModel  # noqa: E402
-from modules.util import num_parameters  # noqa: E402
+from modules.build import build_networks
+from modules.config import resolve_config
+from modules.model import DiscriminatorFullModel, GeneratorFullModel
+from modules.util import num_parameters
 
 
 def timed(fn, repeats, device):

@@ -1,6 +1,6 @@
 """Fuzz the library decoder (coding.codec.Decoder) with mutated ``.s2d`` bitstreams; print an outcome table.
 
-    python benchmarks/fuzz_decoder.py [--cases 10000] [--seed 0] [--checkpoint CKPT] [--memory-limit-mb 2048]
+    python -m benchmarks.fuzz_decoder [--cases 10000] [--seed 0] [--checkpoint CKPT] [--memory-limit-mb 2048]
         [--case-timeout 10] [--json report.json]
 
 Seeds: a few real clips' frames (data/samples/head04.mp4) coded with a tiny random-weight model (config/test-tiny.yaml,
@@ -36,7 +36,6 @@ import zlib
 from collections import Counter, defaultdict
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 import numpy as np  # noqa: E402

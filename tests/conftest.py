@@ -1,5 +1,4 @@
 """Shared pytest fixtures: repository paths, the bundled real sample clips, the tiny config, one torch thread."""
-import sys
 from pathlib import Path
 
 import pytest
@@ -8,8 +7,6 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_ROOT / 'data' / 'samples'
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 
 @pytest.fixture(autouse=True, scope='session')

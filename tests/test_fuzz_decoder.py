@@ -12,9 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_fuzzed_bitstreams_end_in_documented_errors_within_bounds(tmp_path):
     report_path = tmp_path / 'fuzz.json'
-    proc = subprocess.run([sys.executable, str(REPO / 'benchmarks' / 'fuzz_decoder.py'), '--cases', '200',
+    proc = subprocess.run([sys.executable, '-m', 'benchmarks.fuzz_decoder', '--cases', '200',
                            '--seed', '11', '--memory-limit-mb', '1024', '--case-timeout', '10',
-                           '--json', str(report_path)],
+                           '--json', str(report_path)], cwd=REPO,
                           capture_output=True, text=True, timeout=110, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(report_path.read_text())

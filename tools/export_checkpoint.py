@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tools/export_checkpoint.py --log-dir log/humans256-cpu_XXXX [--checkpoint best.pth] \\
+    python -m tools.export_checkpoint --log-dir log/humans256-cpu_XXXX [--checkpoint best.pth] \\
         --out checkpoints/humans256-cpu.pth [--limitations TEXT_FILE]
 
 Writes (atomically):
@@ -14,7 +14,6 @@ Writes (atomically):
 """
 import argparse
 import os
-import sys
 import time
 
 import matplotlib
@@ -24,7 +23,6 @@ import yaml
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from logger import atomic_write  # noqa: E402
 from modules.build import load_checkpoint  # noqa: E402
 from modules.build import INFERENCE_NETWORKS, load_inference_models  # noqa: E402
