@@ -123,7 +123,8 @@ class Mutator:
     def header(self, stream):
         choice = self.rng.choice(HEADER_FIELDS + ('codec', 'weights_id', 'layout'))
         if choice == 'codec':
-            codec = self.rng.choice([b'vtm', b'vvenc', b'', b'hevc', b'\xff\xfe', b'v' * 255])
+            names = sorted(name.encode() for name in vvc.BACKENDS)
+            codec = self.rng.choice(names + [b'', b'hevc', b'\xff\xfe', b'v' * 255])
             return assemble(self.header_payload(stream, codec=codec), stream.key_frame, stream.keypoints), \
                 'header:codec'
         if choice == 'weights_id':

@@ -20,6 +20,11 @@ upsampled back with the separable (3/4, 1/4) linear filter of centre-sited chrom
 even width and height.
 
 Every result records the backend name and the QP it was coded with.
+
+Each backend is a :class:`VVCBackend` subclass (:class:`VVenC`, :class:`VTM`) with ``encode_intra``,
+``encode_sequence``, ``decode`` and a ``name``; ``BACKENDS`` lists their names (the one place they are defined),
+``get_backend(name)`` makes one, and the module functions ``encode_intra`` / ``encode_sequence`` / ``decode`` take
+the backend by name.
 """
 import dataclasses
 import os
@@ -30,8 +35,6 @@ import tempfile
 from fractions import Fraction
 
 import numpy as np
-
-BACKENDS = ('vvenc', 'vtm')
 
 # BT.601 luma weights (ITU-R BT.601-7, section 2.5.1).
 _KR, _KB = 0.299, 0.114
@@ -289,164 +292,244 @@ def _check_qp(qp):
     return int(qp)
 
 
-def _vvenc_encode(frames, qp, fps, tmp, lowdelay):
-    t, height, width = frames.shape[:3]
-    yuv = os.path.join(tmp, 'in.yuv')
-    out = os.path.join(tmp, 'out.266')
-    with open(yuv, 'wb') as f:
-        f.write(rgb_to_yuv420(frames, 10))
-    rate = Fraction(fps).limit_denominator(1001)
-    cmd = [ffmpeg_exe(), '-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'rawvideo',
-           '-pix_fmt', 'yuv420p10le', '-s', f'{width}x{height}', '-r', str(rate), '-i', yuv,
-           '-frames:v', str(t), '-c:v', 'libvvenc', '-qp', str(qp), '-qpa', '0']
-    if lowdelay:
-        cmd += ['-vvenc-params', _VVENC_LOWDELAY]
-    _run(cmd + ['-f', 'vvc', '-y', out], 'VVenC encoding (ffmpeg libvvenc)')
-    return _read_output(out, 'VVenC encoding (ffmpeg libvvenc)')
-
-
 def _frame_bytes(width, height, bit_depth):
     return width * height * 3 // 2 * (1 if bit_depth == 8 else 2)
 
 
-def _vvenc_decode(bitstream, width, height, tmp, max_frames=None):
-    src = os.path.join(tmp, 'dec_in.266')
-    rec = os.path.join(tmp, 'rec.yuv')
-    with open(src, 'wb') as f:
-        f.write(bitstream)
-    cmd = [ffmpeg_exe(), '-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'vvc', '-i', src,
-           '-f', 'rawvideo', '-pix_fmt', 'yuv420p10le']
-    if max_frames is not None:     # one picture more than allowed, to see that there are too many
-        cmd += ['-frames:v', str(max_frames + 1)]
-    _run(cmd + ['-y', rec], 'VVC decoding (ffmpeg native vvc decoder)')
-    limit = None if max_frames is None else (max_frames + 1) * _frame_bytes(width, height, 10)
-    return yuv420_to_rgb(_read_output(rec, 'VVC decoding (ffmpeg)', limit), width, height, 10)
+def _write(path, data):
+    with open(path, 'wb') as f:
+        f.write(data)
+    return path
 
 
-def _vtm_encode(frames, qp, fps, tmp, lowdelay, tools):
-    t, height, width = frames.shape[:3]
-    cfg = os.path.join(tools.cfg_dir, 'encoder_lowdelay_vtm.cfg' if lowdelay
-                       else 'encoder_intra_vtm.cfg')
-    if not os.path.isfile(cfg):
-        raise VVCError(f'VTM cfg file {cfg} is missing; VTM_CFG_DIR must be the cfg/ folder of VTM')
-    yuv = os.path.join(tmp, 'in.yuv')
-    out = os.path.join(tmp, 'out.bin')
-    with open(yuv, 'wb') as f:
-        f.write(rgb_to_yuv420(frames, 8))
-    frame_rate = max(1, round(float(fps)))
-    cmd = [tools.encoder, '-c', cfg, '-i', yuv, '-b', out, '-q', str(qp), '-f', str(t),
-           '-wdt', str(width), '-hgt', str(height), '-fr', str(frame_rate),
-           '--InputBitDepth=8', '--OutputBitDepth=8',
-           f'--Level={vvc_level(width, height, frame_rate)}']
-    _run(cmd, 'VTM EncoderApp', cwd=tmp)
-    return _read_output(out, 'VTM EncoderApp')
+class VVCBackend:
+    """One VVC encoder / decoder pair, the interface through which the codec, the demo and the evaluation code.
+
+    A backend has a ``name`` (the id in ``.s2d`` headers, results and ``BACKENDS``) and three operations:
+    :meth:`encode_intra` (a key-reference frame), :meth:`encode_sequence` (the low-delay anchor) and :meth:`decode`.
+    They check the input, code through a temporary folder and decode the result again, the same for every backend;
+    a subclass supplies only the tool runs: ``_encode(frames, qp, fps, tmp, lowdelay, tools) -> bytes`` and
+    ``_decode(bitstream, width, height, tmp, tools, max_frames) -> uint8 (T, H, W, 3)``, plus :meth:`_tools` when it
+    needs external programs (checked before any work) and :meth:`description` for reports. A new backend is a
+    subclass added to ``BACKEND_CLASSES``.
+    """
+
+    #: backend id, e.g. 'vvenc'
+    name = None
+
+    @classmethod
+    def create(cls, vtm=None):
+        """The backend instance; ``vtm`` (:class:`VTMTools`) is used by backends that run VTM programs."""
+        return cls()
+
+    def _tools(self, need):
+        """The external programs the operation needs (``need``: their names), checked before any work; None."""
+        return None
+
+    def description(self):
+        """One line for reports: which encoder and what its QP means."""
+        raise NotImplementedError
+
+    def encode_intra(self, frame, qp, fps=25):
+        """Code one key-reference frame as a VVC intra picture and decode it (closed loop).
+
+        Args:
+            frame: uint8 (H, W, 3) RGB, H and W even.
+            qp: integer QP in [0, 63] (VVenC nominal QP or VTM ``-q``; see the module docstring).
+            fps: frame rate written into the VVC stream's timing, frames/s.
+        Returns: VVCResult with ``frames`` of shape (1, H, W, 3).
+        Raises: ValueError for bad input; VVCError if the encoder/decoder is missing or fails
+            (the message ends with the tool's stderr tail).
+        Source: JVET GFVC test conditions (key frame coded with VTM intra, encoder_intra_vtm.cfg).
+        """
+        frame = np.asarray(frame)
+        if frame.ndim != 3:
+            raise ValueError(f'encode_intra takes one frame (H, W, 3), got shape {frame.shape}')
+        return self._code(frame, qp, fps, lowdelay=False)
+
+    def encode_sequence(self, frames, qp, fps):
+        """Code a whole sequence in low-delay mode (the VVC anchor) and decode it.
+
+        Args:
+            frames: uint8 (T, H, W, 3) RGB, H and W even.
+            qp: integer QP in [0, 63].
+            fps: frame rate, frames/s (VTM gets it rounded to an integer, as its ``-fr`` takes).
+        Returns: VVCResult with the bitstream and the T decoded frames.
+        Raises: ValueError for bad input; VVCError if the encoder/decoder is missing or fails.
+        Source: JVET GFVC test conditions (VVC anchor in low-delay configuration).
+        """
+        return self._code(frames, qp, fps, lowdelay=True)
+
+    def decode(self, bitstream, width, height, max_frames=None):
+        """Decode a VVC bitstream to RGB frames.
+
+        The picture size the bitstream declares is read first (:func:`coded_size`) and must be ``width`` x
+        ``height``, so a tiny bitstream of huge pictures is refused before it is decoded.
+
+        Args:
+            bitstream: raw Annex-B VVC bytes.
+            width, height: the coded frame size in pixels.
+            max_frames: refuse a bitstream holding more pictures than this (None: no limit); the decoded output
+                is bounded accordingly.
+        Returns: uint8 (T, H, W, 3) RGB.
+        Raises: VVCError if the decoder is missing or fails; VVCContentError (a VVCError) if the pictures are not
+            width x height or there are more than ``max_frames``.
+        """
+        tools = self._tools(need=('decoder',))
+        coded = coded_size(bitstream)
+        if coded != (width, height):
+            raise VVCContentError(f'the VVC bitstream codes {coded[0]}x{coded[1]} pictures, expected '
+                                  f'{width}x{height}')
+        with _temporary_dir() as tmp:
+            frames = self._decode(bitstream, width, height, tmp, tools, max_frames)
+        if max_frames is not None and len(frames) > max_frames:
+            raise VVCContentError(f'the VVC bitstream holds more than {max_frames} picture(s)')
+        return frames
+
+    def _code(self, frames, qp, fps, lowdelay):
+        frames = _check_frames(frames)
+        qp = _check_qp(qp)
+        if not fps or float(fps) <= 0:
+            raise ValueError(f'fps must be positive, got {fps!r}')
+        height, width = frames.shape[1:3]
+        with _temporary_dir() as tmp:
+            tools = self._tools(need=('encoder', 'decoder', 'cfg_dir'))
+            bitstream = self._encode(frames, qp, fps, tmp, lowdelay, tools)
+            decoded = self._decode(bitstream, width, height, tmp, tools, None)
+        if decoded.shape != frames.shape:
+            raise VVCError(f'{self.name} decoded {decoded.shape[0]} frames of {decoded.shape[1:3]}, '
+                           f'expected {frames.shape[0]} of {frames.shape[1:3]}')
+        return VVCResult(bitstream=bitstream, frames=decoded, backend=self.name, qp=qp)
 
 
-def _vtm_decode(bitstream, width, height, tmp, tools, max_frames=None):
-    src = os.path.join(tmp, 'dec_in.bin')
-    rec = os.path.join(tmp, 'rec.yuv')
-    with open(src, 'wb') as f:
-        f.write(bitstream)
-    _run([tools.decoder, '-b', src, '-o', rec, '-d', '8'], 'VTM DecoderApp', cwd=tmp)
-    limit = None if max_frames is None else (max_frames + 1) * _frame_bytes(width, height, 8)
-    return yuv420_to_rgb(_read_output(rec, 'VTM DecoderApp', limit), width, height, 8)
+class VVenC(VVCBackend):
+    """The embedded backend: imageio-ffmpeg's ffmpeg with ``libvvenc`` (10-bit input, ``-qp Q -qpa 0``; low delay:
+    ``-vvenc-params PicReordering=0:GOPSize=8:DecodingRefreshType=none:IntraPeriod=-1``), decoded with ffmpeg's
+    native ``vvc`` decoder."""
+
+    name = 'vvenc'
+
+    def description(self):
+        version = subprocess.run([ffmpeg_exe(), '-hide_banner', '-version'], capture_output=True,
+                                 text=True).stdout.split('\n', 1)[0]
+        return (f"VVenC (libvvenc in the imageio-ffmpeg ffmpeg: {version}); QP = VVenC nominal QP (-qp Q -qpa 0): a "
+                "one-frame intra picture is coded at slice QP Q-3, so these QPs are not VTM QPs")
+
+    def _encode(self, frames, qp, fps, tmp, lowdelay, tools):
+        t, height, width = frames.shape[:3]
+        yuv = _write(os.path.join(tmp, 'in.yuv'), rgb_to_yuv420(frames, 10))
+        out = os.path.join(tmp, 'out.266')
+        rate = Fraction(fps).limit_denominator(1001)
+        cmd = [ffmpeg_exe(), '-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'rawvideo',
+               '-pix_fmt', 'yuv420p10le', '-s', f'{width}x{height}', '-r', str(rate), '-i', yuv,
+               '-frames:v', str(t), '-c:v', 'libvvenc', '-qp', str(qp), '-qpa', '0']
+        if lowdelay:
+            cmd += ['-vvenc-params', _VVENC_LOWDELAY]
+        _run(cmd + ['-f', 'vvc', '-y', out], 'VVenC encoding (ffmpeg libvvenc)')
+        return _read_output(out, 'VVenC encoding (ffmpeg libvvenc)')
+
+    def _decode(self, bitstream, width, height, tmp, tools, max_frames):
+        src = _write(os.path.join(tmp, 'dec_in.266'), bitstream)
+        rec = os.path.join(tmp, 'rec.yuv')
+        cmd = [ffmpeg_exe(), '-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'vvc', '-i', src,
+               '-f', 'rawvideo', '-pix_fmt', 'yuv420p10le']
+        if max_frames is not None:     # one picture more than allowed, to see that there are too many
+            cmd += ['-frames:v', str(max_frames + 1)]
+        _run(cmd + ['-y', rec], 'VVC decoding (ffmpeg native vvc decoder)')
+        limit = None if max_frames is None else (max_frames + 1) * _frame_bytes(width, height, 10)
+        return yuv420_to_rgb(_read_output(rec, 'VVC decoding (ffmpeg)', limit), width, height, 10)
 
 
-def _check_backend(backend):
-    if backend not in BACKENDS:
-        raise ValueError(f'unknown VVC backend {backend!r}; choose one of {BACKENDS}')
-
-
-def decode(bitstream, width, height, backend='vvenc', vtm=None, max_frames=None):
-    """Decode a VVC bitstream to RGB frames.
-
-    The picture size the bitstream declares is read first (:func:`coded_size`) and must be ``width`` x
-    ``height``, so a tiny bitstream of huge pictures is refused before it is decoded.
+class VTM(VVCBackend):
+    """The JVET reference software as in the GFVC test conditions: ``EncoderApp -c encoder_intra_vtm.cfg``
+    (``encoder_lowdelay_vtm.cfg`` for sequences) on 8-bit YUV, ``DecoderApp -d 8``.
 
     Args:
-        bitstream: raw Annex-B VVC bytes.
-        width, height: the coded frame size in pixels.
-        backend: 'vvenc' (ffmpeg's native vvc decoder) or 'vtm' (DecoderApp).
-        vtm: VTMTools for the vtm backend (default: from the environment).
-        max_frames: refuse a bitstream holding more pictures than this (None: no limit); the decoded output is
-            bounded accordingly.
-    Returns: uint8 (T, H, W, 3) RGB.
-    Raises: VVCError if the decoder is missing or fails; VVCContentError (a VVCError) if the pictures are not
-        width x height or there are more than ``max_frames``; ValueError for a bad backend name.
+        tools: :class:`VTMTools` naming the programs and the cfg folder (unset fields: from the environment).
     """
-    _check_backend(backend)
-    tools = (vtm or VTMTools()).resolved(need=('decoder',)) if backend == 'vtm' else None
-    coded = coded_size(bitstream)
-    if coded != (width, height):
-        raise VVCContentError(f'the VVC bitstream codes {coded[0]}x{coded[1]} pictures, expected {width}x{height}')
-    with _temporary_dir() as tmp:
-        if backend == 'vtm':
-            frames = _vtm_decode(bitstream, width, height, tmp, tools, max_frames)
-        else:
-            frames = _vvenc_decode(bitstream, width, height, tmp, max_frames)
-    if max_frames is not None and len(frames) > max_frames:
-        raise VVCContentError(f'the VVC bitstream holds more than {max_frames} picture(s)')
-    return frames
+
+    name = 'vtm'
+
+    def __init__(self, tools=None):
+        self.tools = tools or VTMTools()
+
+    @classmethod
+    def create(cls, vtm=None):
+        return cls(vtm)
+
+    def _tools(self, need):
+        return self.tools.resolved(need=need)
+
+    def description(self):
+        return (f"VTM EncoderApp/DecoderApp ({self.tools.encoder or os.environ.get('VTM_ENCODER', 'VTM_ENCODER')}), "
+                "QP = VTM -q as in the JVET GFVC conditions")
+
+    def _encode(self, frames, qp, fps, tmp, lowdelay, tools):
+        t, height, width = frames.shape[:3]
+        cfg = os.path.join(tools.cfg_dir, 'encoder_lowdelay_vtm.cfg' if lowdelay
+                           else 'encoder_intra_vtm.cfg')
+        if not os.path.isfile(cfg):
+            raise VVCError(f'VTM cfg file {cfg} is missing; VTM_CFG_DIR must be the cfg/ folder of VTM')
+        yuv = _write(os.path.join(tmp, 'in.yuv'), rgb_to_yuv420(frames, 8))
+        out = os.path.join(tmp, 'out.bin')
+        frame_rate = max(1, round(float(fps)))
+        cmd = [tools.encoder, '-c', cfg, '-i', yuv, '-b', out, '-q', str(qp), '-f', str(t),
+               '-wdt', str(width), '-hgt', str(height), '-fr', str(frame_rate),
+               '--InputBitDepth=8', '--OutputBitDepth=8',
+               f'--Level={vvc_level(width, height, frame_rate)}']
+        _run(cmd, 'VTM EncoderApp', cwd=tmp)
+        return _read_output(out, 'VTM EncoderApp')
+
+    def _decode(self, bitstream, width, height, tmp, tools, max_frames):
+        src = _write(os.path.join(tmp, 'dec_in.bin'), bitstream)
+        rec = os.path.join(tmp, 'rec.yuv')
+        _run([tools.decoder, '-b', src, '-o', rec, '-d', '8'], 'VTM DecoderApp', cwd=tmp)
+        limit = None if max_frames is None else (max_frames + 1) * _frame_bytes(width, height, 8)
+        return yuv420_to_rgb(_read_output(rec, 'VTM DecoderApp', limit), width, height, 8)
 
 
-def _code(frames, qp, fps, backend, vtm, lowdelay):
-    _check_backend(backend)
-    frames = _check_frames(frames)
-    qp = _check_qp(qp)
-    if not fps or float(fps) <= 0:
-        raise ValueError(f'fps must be positive, got {fps!r}')
-    height, width = frames.shape[1:3]
-    with _temporary_dir() as tmp:
-        if backend == 'vtm':
-            tools = (vtm or VTMTools()).resolved()
-            bitstream = _vtm_encode(frames, qp, fps, tmp, lowdelay, tools)
-            decoded = _vtm_decode(bitstream, width, height, tmp, tools)
-        else:
-            bitstream = _vvenc_encode(frames, qp, fps, tmp, lowdelay)
-            decoded = _vvenc_decode(bitstream, width, height, tmp)
-    if decoded.shape != frames.shape:
-        raise VVCError(f'{backend} decoded {decoded.shape[0]} frames of {decoded.shape[1:3]}, '
-                       f'expected {frames.shape[0]} of {frames.shape[1:3]}')
-    return VVCResult(bitstream=bitstream, frames=decoded, backend=backend, qp=qp)
+#: the backends, by name: the one list of VVC backends (``BACKENDS`` holds their names)
+BACKEND_CLASSES = {cls.name: cls for cls in (VVenC, VTM)}
+BACKENDS = tuple(BACKEND_CLASSES)
+#: the embedded backend, used when nothing else is asked for
+DEFAULT_BACKEND = VVenC.name
 
 
-def encode_intra(frame, qp, backend='vvenc', fps=25, vtm=None):
-    """Code one key-reference frame as a VVC intra picture and decode it (closed loop).
+def get_backend(name, vtm=None):
+    """The backend called ``name``.
 
     Args:
-        frame: uint8 (H, W, 3) RGB, H and W even.
-        qp: integer QP in [0, 63] (VVenC nominal QP or VTM ``-q``; see module doc).
-        backend: 'vvenc' (default, embedded ffmpeg) or 'vtm'.
-        fps: frame rate written into the VVC stream's timing, frames/s.
-        vtm: VTMTools for the vtm backend (default: from the environment).
-    Returns: VVCResult with ``frames`` of shape (1, H, W, 3).
-    Raises: ValueError for bad input; VVCError if the encoder/decoder is missing or fails
-        (the message ends with the tool's stderr tail).
-    Source: JVET GFVC test conditions (key frame coded with VTM intra, encoder_intra_vtm.cfg).
+        name: one of :data:`BACKENDS`.
+        vtm: :class:`VTMTools` for the vtm backend (default: from the environment); ignored by the others.
+    Returns: a :class:`VVCBackend`.
+    Raises: ValueError for an unknown name (the message lists the known ones).
     """
-    frame = np.asarray(frame)
-    if frame.ndim != 3:
-        raise ValueError(f'encode_intra takes one frame (H, W, 3), got shape {frame.shape}')
-    return _code(frame, qp, fps, backend, vtm, lowdelay=False)
+    if name not in BACKEND_CLASSES:
+        raise ValueError(f'unknown VVC backend {name!r}; choose one of {BACKENDS}')
+    return BACKEND_CLASSES[name].create(vtm)
 
 
-def encode_sequence(frames, qp, fps, backend='vvenc', vtm=None):
-    """Code a whole sequence in low-delay mode (the VVC anchor) and decode it.
+def decode(bitstream, width, height, backend=DEFAULT_BACKEND, vtm=None, max_frames=None):
+    """``get_backend(backend, vtm).decode(bitstream, width, height, max_frames)``: see :meth:`VVCBackend.decode`.
+    ``backend``: 'vvenc' (ffmpeg's native vvc decoder) or 'vtm' (DecoderApp); ValueError for another name."""
+    return get_backend(backend, vtm).decode(bitstream, width, height, max_frames)
 
-    vvenc: ``-qpa 0 -vvenc-params PicReordering=0:GOPSize=8:DecodingRefreshType=none:IntraPeriod=-1``;
-    vtm: ``encoder_lowdelay_vtm.cfg``.
 
-    Args:
-        frames: uint8 (T, H, W, 3) RGB, H and W even.
-        qp: integer QP in [0, 63].
-        fps: frame rate, frames/s (VTM gets it rounded to an integer, as its ``-fr`` takes).
-        backend: 'vvenc' or 'vtm'.
-        vtm: VTMTools for the vtm backend (default: from the environment).
-    Returns: VVCResult with the bitstream and the T decoded frames.
-    Raises: ValueError for bad input; VVCError if the encoder/decoder is missing or fails.
-    Source: JVET GFVC test conditions (VVC anchor in low-delay configuration).
-    """
-    return _code(frames, qp, fps, backend, vtm, lowdelay=True)
+def encode_intra(frame, qp, backend=DEFAULT_BACKEND, fps=25, vtm=None):
+    """``get_backend(backend, vtm).encode_intra(frame, qp, fps)``: see :meth:`VVCBackend.encode_intra`.
+    ``backend``: 'vvenc' (default, embedded ffmpeg) or 'vtm'; ValueError for another name."""
+    return get_backend(backend, vtm).encode_intra(frame, qp, fps)
+
+
+def encode_sequence(frames, qp, fps, backend=DEFAULT_BACKEND, vtm=None):
+    """``get_backend(backend, vtm).encode_sequence(frames, qp, fps)``: see :meth:`VVCBackend.encode_sequence`.
+    ``backend``: 'vvenc' or 'vtm'; ValueError for another name."""
+    return get_backend(backend, vtm).encode_sequence(frames, qp, fps)
+
+
+def auto_backend(vtm=None):
+    """The preferred available backend: 'vtm' when its programs and cfg folder are found, else 'vvenc'."""
+    return VTM.name if vtm_available(vtm) else VVenC.name
 
 
 def vtm_available(vtm=None):

@@ -17,6 +17,7 @@
       vertex_min_confidence: 0.5  # teacher labels below this confidence are ignored
       batch_size: 8               # frames per metric forward pass
 """
+from coding import vvc
 from evaluation.metrics import ALL_METRICS
 
 DEFAULTS = dict(root_dir=None, videos=None, num_frames=150, fps=None, key_qps=[22, 32, 42, 52],
@@ -54,8 +55,9 @@ def rd_params(config):
         raise ValueError(f"rd_params.num_frames must be an integer >= 2, got {params['num_frames']!r}")
     if params['fps'] is not None and not (isinstance(params['fps'], (int, float)) and params['fps'] > 0):
         raise ValueError(f"rd_params.fps must be null (each clip's own) or a positive number, got {params['fps']!r}")
-    if params['vvc_backend'] not in ('auto', 'vvenc', 'vtm'):
-        raise ValueError(f"rd_params.vvc_backend must be auto, vvenc or vtm, got {params['vvc_backend']!r}")
+    if params['vvc_backend'] not in ('auto',) + vvc.BACKENDS:
+        raise ValueError(f"rd_params.vvc_backend must be auto or one of {', '.join(vvc.BACKENDS)}, got "
+                         f"{params['vvc_backend']!r}")
     unknown_metrics = sorted(set(params['metrics']) - set(ALL_METRICS))
     if unknown_metrics:
         raise ValueError(f"rd_params.metrics: unknown {unknown_metrics}; choose from {list(ALL_METRICS)}")

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,17 +90,6 @@ def machine_description():
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
-def vvc_description(backend):
-    """Which VVC encoder made the anchor / key frames and its QP convention."""
-    if backend == 'vtm':
-        return (f"VTM EncoderApp/DecoderApp ({os.environ.get('VTM_ENCODER', 'VTM_ENCODER')}), QP = VTM -q as in the "
-                "JVET GFVC conditions")
-    version = subprocess.run([vvc.ffmpeg_exe(), '-hide_banner', '-version'], capture_output=True,
-                             text=True).stdout.split('\n', 1)[0]
-    return (f"VVenC (libvvenc in the imageio-ffmpeg ffmpeg: {version}); QP = VVenC nominal QP (-qp Q -qpa 0): a "
-            "one-frame intra picture is coded at slice QP Q-3, so these QPs are not VTM QPs")
-
-
 class RDEvaluation:
     """The RD pipeline of one config + checkpoint into one output folder.
 
@@ -131,7 +119,7 @@ class RDEvaluation:
         self.models = load_inference_models(self.checkpoint_path, device)
         self.weights_id = self.models.weights_id.hex()
         backend = self.params['vvc_backend']
-        self.backend = ('vtm' if vvc.vtm_available() else 'vvenc') if backend == 'auto' else backend
+        self.backend = vvc.auto_backend() if backend == 'auto' else backend
         self.suite = MetricSuite(metrics or self.params['metrics'], device, weights_dir,
                                  batch_size=self.params['batch_size'], fvd_stride=self.params['fvd_stride'])
         self.dataset = evaluation_dataset(config, self.params['root_dir'])
@@ -317,7 +305,7 @@ class RDEvaluation:
         write_csv(self.out / 'results.csv', [result_row(r, self.params['fps']) for r in records])
         context = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
                        machine=machine_description(), device=self.device, checkpoint=self.checkpoint_path,
-                       epoch=self.models.epoch, weights_id=self.weights_id, vvc=vvc_description(self.backend),
+                       epoch=self.models.epoch, weights_id=self.weights_id, vvc=vvc.get_backend(self.backend).description(),
                        frame_shape=list(self.dataset.frame_shape), num_frames=self.params['num_frames'],
                        fps=self.params['fps'], sequences=sorted({r['sequence'] for r in records}),
                        protocol=self.suite.protocol(self.dataset.frame_shape[:2]))

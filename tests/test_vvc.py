@@ -114,3 +114,22 @@ def test_level_fits_the_size():
     assert vvc.vvc_level(256, 256, 30) == '2'
     assert vvc.vvc_level(384, 384, 25) == '2.1'
     assert vvc.vvc_level(1920, 1080, 30) == '4'
+
+
+def test_backends_are_classes_behind_one_interface(frames, fake_vtm, monkeypatch):
+    assert vvc.BACKENDS == ('vvenc', 'vtm') and vvc.DEFAULT_BACKEND == 'vvenc'
+    for name in vvc.BACKENDS:
+        backend = vvc.get_backend(name)
+        assert isinstance(backend, vvc.VVCBackend) and backend.name == name and backend.description()
+        result = backend.encode_intra(frames[0], 37, fps=30)
+        assert result.backend == name
+        # the module functions are the same backend reached by name
+        assert result.bitstream == vvc.encode_intra(frames[0], 37, backend=name, fps=30).bitstream
+        np.testing.assert_array_equal(backend.decode(result.bitstream, 256, 256, max_frames=1), result.frames)
+    tools = vvc.VTMTools(decoder=os.environ['VTM_DECODER'])
+    assert vvc.get_backend('vtm', tools).tools is tools
+    with pytest.raises(ValueError, match=r"unknown VVC backend 'hm'; choose one of \('vvenc', 'vtm'\)"):
+        vvc.get_backend('hm')
+    assert vvc.auto_backend() == 'vtm'
+    monkeypatch.delenv('VTM_ENCODER')
+    assert vvc.auto_backend() == 'vvenc'
