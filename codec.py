@@ -1,21 +1,25 @@
 """Sparse2Dense codec command line.
 
     python codec.py encode --checkpoint CKPT --input VIDEO --output OUT.s2d [--qp 42] [--kp-step S]
-                           [--frames N] [--fps F] [--vvc vvenc|vtm] [--no-crop] [--device cpu]
+                           [--refresh-threshold DB] [--no-scene-cuts] [--target-kbps R] [--account CSV]
+                           [--kp-coder NAME] [--frames N] [--fps F] [--vvc vvenc|vtm] [--no-crop] [--device cpu]
                            [--allow-truncated] [--vtm-encoder APP] [--vtm-decoder APP] [--vtm-cfg-dir DIR]
-    python codec.py decode --input OUT.s2d --checkpoint CKPT --output RECON.mp4 [--vertices V.npz]
-                           [--png-dir DIR] [--device cpu] [--vtm-decoder APP]
+    python codec.py decode --input OUT.s2d --checkpoint CKPT --output RECON.mp4 [--start-frame N]
+                           [--vertices V.npz] [--png-dir DIR] [--device cpu] [--vtm-decoder APP]
     python codec.py demo [--input VIDEO] [--qp QP] [--out out/demo] [--checkpoint CKPT] [--frames N]
 
 encode: reads any video PyAV reads, brings it to the model's square size with the data tool's
 person-centred crop (tools/crop.py; ``--no-crop`` requires the exact size instead), codes the first
-frame with VVC and every frame's keypoints, writes the ``.s2d`` file atomically and prints the total
-bits, kbps at the clip's frame rate, bits per frame and the split header / key frame / keypoints.
-``--fps`` resamples the clip in time first (never above its own rate), as the data tool does.
+frame and every refreshed key-reference frame (scene cuts; ``--refresh-threshold``: quality drop of the frame as
+decoded, see coding/codec.py) with VVC and every frame's keypoints, writes the ``.s2d`` file atomically and prints
+the total bits, kbps at the clip's frame rate, bits per frame, the split header / key frames / keypoints / index,
+every key frame and the bits of every frame (``--account`` writes them as CSV). ``--target-kbps`` runs the rate
+control of coding/rate_control.py. ``--fps`` resamples the clip in time first (never above its own rate), as the
+data tool does. A tqdm bar shows the frames coded and the current rate.
 
 decode: renders the frames one at a time and writes each as soon as it is made (losslessly,
 H.264 RGB ``qp 0``), optional PNGs, and the body vertices (T, N, 2) as an ``.npz`` (key
-'vertices', normalized image coordinates in [-1, 1]).
+'vertices', normalized image coordinates in [-1, 1]). ``--start-frame N`` seeks with the file's index.
 
 Exit codes: 0 done; 1 a missing or bad input file (bitstream, video; a missing checkpoint) or a failed coding step;
 2 a bad command line: option value, device, output path (a folder, an unwritable folder, the input itself,
@@ -37,10 +41,11 @@ import tempfile
 import numpy as np
 from tqdm import tqdm
 
-REPO = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, REPO)
+from coding.bitstream import BitstreamError, write_atomic
+from coding.keypoint_coder import CODERS as KP_CODERS, DEFAULT_CODER as DEFAULT_KP_CODER
+from coding.vvc import BACKENDS as VVC_BACKENDS
 
-from coding.bitstream import BitstreamError, write_atomic  # noqa: E402
+REPO = os.path.dirname(os.path.abspath(__file__))
 
 
 class UsageError(ValueError):
@@ -117,6 +122,14 @@ def _check_encode_args(args):
             raise UsageError(f'--fps must be a finite frame rate in [0.01, 1000] frames/s, got {args.fps}')
     if args.frames is not None and args.frames <= 0:
         raise UsageError(f'--frames must be positive, got {args.frames}')
+    if args.target_kbps is not None and not (math.isfinite(args.target_kbps) and args.target_kbps > 0):
+        raise UsageError(f'--target-kbps must be a positive rate in kbit/s, got {args.target_kbps}')
+    if args.refresh_threshold is not None and not args.refresh_threshold >= 0:
+        raise UsageError(f'--refresh-threshold must be >= 0 dB, got {args.refresh_threshold}')
+    if args.account:
+        if _same_file(args.account, args.input) or _same_file(args.account, args.output):
+            raise UsageError(f'--account {args.account} names the input or the output; give another file')
+        _check_writable_target(args.account, '--account')
     if not os.path.isfile(args.input) and os.path.exists(args.input):
         raise UsageError(f'--input {args.input} is not a regular file')
     if _same_file(args.output, args.input):
@@ -149,17 +162,30 @@ def _check_decode_args(args):
 
 
 def encode(args):
-    """``codec.py encode``: video -> .s2d; prints the bit account."""
+    """``codec.py encode``: video -> .s2d; prints the rate and the bit account (every key frame, every frame)."""
     from coding.codec import Encoder, read_video
+    from coding.rate_control import encode_at_rate
     _check_encode_args(args)
     encoder = Encoder(args.checkpoint, device=args.device, kp_step=args.kp_step, qp=args.qp, vvc=args.vvc,
-                      vtm=_vtm_tools(args))
+                      vtm=_vtm_tools(args), refresh_threshold=args.refresh_threshold,
+                      scene_cuts=not args.no_scene_cuts, kp_coder=args.kp_coder)
     if encoder.size[0] != encoder.size[1]:
         raise ValueError(f'the model frame size {encoder.size} is not square')
     frames, count, fps = read_video(args.input, encoder.size[0], crop='none' if args.no_crop else 'person',
                                     max_frames=args.frames, fps=args.fps)
-    with tqdm(total=count, unit='frame', desc='encode') as bar:
-        data = encoder.encode(frames, fps=fps, progress=bar.update)
+    if args.target_kbps is None:
+        with tqdm(total=count, unit='frame', desc='encode') as bar:
+            def update(n):
+                bar.update(n)
+                bar.set_postfix_str(f'{encoder.running_kbps:.2f} kbps')
+            data = encoder.encode(frames, fps=fps, progress=update)
+    else:
+        with tqdm(unit='pass', desc=f'rate control to {args.target_kbps:g} kbps') as bar:
+            def trial_done(trial):
+                bar.update(1)
+                bar.set_postfix_str(f'QP {trial.qp} refresh {trial.threshold:g} dB: {trial.kbps:.2f} kbps')
+            result = encode_at_rate(encoder, frames, fps, args.target_kbps, on_trial=trial_done)
+        data = result.data
     acc = encoder.account
     if count is not None and acc.frame_count < count:
         message = (f'{args.input}: only {acc.frame_count} of the {count} frames its container announces could be '
@@ -168,15 +194,61 @@ def encode(args):
             raise TruncatedInputError(message + '; nothing written. Pass --allow-truncated to code what was read')
         print(f'warning: {message}; coding {acc.frame_count} frames (--allow-truncated)', file=sys.stderr)
     write_atomic(args.output, data)
-    print(f'{args.output}: {acc.frame_count} frames at {float(fps):g} fps, '
-          f'key frame {encoder.vvc} QP {encoder.qp}, kp_step {encoder.kp_step:g}')
+    if args.account:
+        _write_account(args.account, encoder)
+    refresh = 'off' if encoder.refresh_threshold is None else f'{encoder.refresh_threshold:g} dB'
+    print(f'{args.output}: {acc.frame_count} frames at {float(fps):g} fps, {len(acc.key_frames)} key frame(s) '
+          f'{encoder.vvc} QP {encoder.qp}, refresh threshold {refresh}, scene cuts '
+          f'{"on" if encoder.scene_cuts else "off"}, kp_step {encoder.kp_step:g}, keypoint coder {encoder.coder.name}')
+    if args.target_kbps is not None:
+        verdict = 'within' if result.within_tolerance else 'NOT within'
+        print(f'rate control: target {args.target_kbps:g} kbps, achieved {acc.kbps:.3f} kbps '
+              f'({100 * (acc.kbps / args.target_kbps - 1):+.1f} %, {verdict} +-10 %) after {len(result.trials)} passes')
     print(f'total {acc.total_bits} bits = {acc.kbps:.3f} kbps, {acc.bits_per_frame:.1f} bits/frame')
-    keypoints = sum(acc.keypoint_bits) + acc.keypoint_overhead_bits
-    for name, bits in (('header', acc.header_bits), ('key frame', acc.key_frame_bits),
-                       ('keypoints', keypoints)):
-        print(f'  {name:10s} {bits:10.0f} bits ({100 * bits / acc.total_bits:5.1f} %)')
-    if acc.frame_count > 1:
-        print(f'  keypoints per inter frame: {np.mean(acc.keypoint_bits[1:]):.1f} bits')
+    print(format_account(acc, encoder.psnr, per_frame=acc.frame_count <= MAX_PRINTED_FRAMES))
+    if acc.frame_count > MAX_PRINTED_FRAMES:
+        print(f'  (per-frame bits of all {acc.frame_count} frames: --account FILE.csv)')
+
+
+MAX_PRINTED_FRAMES = 600
+
+
+def format_account(acc, psnr=None, per_frame=True):
+    """The bit account as text: the split header / key frames / keypoints / index, one line per key frame, and
+    (per_frame) the bits of every frame, 10 per line, key frames marked with '*'.
+
+    Args: acc: coding.codec.BitAccount; psnr: optional (T,) encoder-side PSNR in dB (NaN: not rendered).
+    """
+    lines = []
+    keypoints = sum(acc.keypoint_bits) + sum(acc.keypoint_overhead_bits)
+    for name, bits in (('header', acc.header_bits), ('key frames', sum(acc.key_frame_bits)),
+                       ('keypoints', keypoints), ('index', acc.index_bits)):
+        lines.append(f'  {name:10s} {bits:10.0f} bits ({100 * bits / acc.total_bits:5.1f} %)')
+    inter = [b for i, b in enumerate(acc.keypoint_bits) if i not in set(acc.key_frames)]
+    if inter:
+        lines.append(f'  keypoints per inter frame: {np.mean(inter):.1f} bits')
+    for frame, bits in zip(acc.key_frames, acc.key_frame_bits):
+        quality = f', key frame PSNR {psnr[frame]:.2f} dB' if psnr is not None and np.isfinite(psnr[frame]) else ''
+        lines.append(f'  key frame at {frame:6d}: {bits} bits{quality}')
+    if per_frame:
+        keys = set(acc.key_frames)
+        bits = acc.per_frame()
+        lines.append('  bits per frame (* key frame):')
+        for start in range(0, len(bits), 10):
+            cells = [f'{b:8.0f}{"*" if start + i in keys else " "}' for i, b in enumerate(bits[start:start + 10])]
+            lines.append(f'  {start:6d}: ' + ' '.join(cells))
+    return '\n'.join(lines)
+
+
+def _write_account(path, encoder):
+    """Per-frame CSV: frame, key (0/1), bits charged to it, keypoint bits, encoder-side PSNR (dB, empty if not
+    rendered); written atomically."""
+    acc = encoder.account
+    keys = set(acc.key_frames)
+    rows = ['frame,key,bits,keypoint_bits,psnr_db']
+    for frame, (bits, kp_bits, psnr) in enumerate(zip(acc.per_frame(), acc.keypoint_bits, encoder.psnr)):
+        rows.append(f'{frame},{int(frame in keys)},{bits:.1f},{kp_bits:.1f},{"" if np.isnan(psnr) else f"{psnr:.3f}"}')
+    write_atomic(path, ('\n'.join(rows) + '\n').encode())
 
 
 class TruncatedInputError(ValueError):
@@ -251,26 +323,31 @@ class _VertexSink:
 
 
 def decode(args):
-    """``codec.py decode``: .s2d -> video (+ PNGs, vertices), streaming in constant memory."""
+    """``codec.py decode``: .s2d -> video (+ PNGs, vertices), streaming in constant memory; with --start-frame N
+    from frame N on, reading and decoding from the key frame at or before N only."""
+    from coding.bitstream import S2DFile
     from coding.codec import Decoder
-    from coding.bitstream import read
     from video_io import write_video
     from PIL import Image
 
     _check_decode_args(args)
     decoder = Decoder(args.checkpoint, device=args.device, vtm=_vtm_tools(args))
-    stream = read(args.input)
-    frames = decoder.decode(stream)
     sink = _VertexSink() if args.vertices else None     # without --vertices the vertices are dropped
     count = 0
     try:
         with contextlib.ExitStack() as stack:
+            source = stack.enter_context(S2DFile(args.input))
+            stream = source.stream
+            if not 0 <= args.start_frame < stream.frame_count:
+                raise UsageError(f'--start-frame {args.start_frame} is outside the clip\'s {stream.frame_count} '
+                                 f'frames (0..{stream.frame_count - 1})')
+            frames = decoder.decode(source, start_frame=args.start_frame)
             png_dir = stack.enter_context(_new_folder(args.png_dir)) if args.png_dir else None
 
             def written():
                 nonlocal count
-                for index, (frame, verts) in enumerate(tqdm(frames, total=stream.frame_count, unit='frame',
-                                                            desc='decode')):
+                for index, (frame, verts) in enumerate(tqdm(frames, total=stream.frame_count - args.start_frame,
+                                                            unit='frame', desc='decode'), start=args.start_frame):
                     if sink is not None:
                         sink.add(verts)
                     if png_dir is not None:
@@ -284,7 +361,8 @@ def decode(args):
     finally:
         if sink is not None:
             sink.close()
-    print(f'{args.output}: {count} frames at {float(stream.fps):g} fps'
+    start = f' (frames {args.start_frame}..{args.start_frame + count - 1})' if args.start_frame else ''
+    print(f'{args.output}: {count} frames{start} at {float(stream.fps):g} fps'
           + (f'; vertices ({count}, {sink.shape[0]}, 2) -> {args.vertices}' if sink is not None and sink.shape else '')
           + (f'; PNGs in {args.png_dir}' if args.png_dir else ''))
 
@@ -312,8 +390,18 @@ def build_parser():
                      help='keypoint quantization step (default: config codec_params.kp_step)')
     enc.add_argument('--frames', type=int, default=None, help='code at most N frames')
     enc.add_argument('--fps', type=float, default=None, help='resample the clip to this frame rate first')
-    enc.add_argument('--vvc', choices=('vvenc', 'vtm'), default=None,
+    enc.add_argument('--vvc', choices=VVC_BACKENDS, default=None,
                      help='key-frame encoder (default: config codec_params.vvc or vvenc)')
+    enc.add_argument('--refresh-threshold', type=float, default=None, metavar='DB',
+                     help='new key frame when a frame as decoded is more than DB dB (RGB PSNR) below the best frame '
+                          'decoded from the same key frame so far (default: off; renders while encoding)')
+    enc.add_argument('--no-scene-cuts', action='store_true', help='no new key frame at detected scene cuts')
+    enc.add_argument('--target-kbps', type=float, default=None, metavar='R',
+                     help='rate control: choose the key-frame QP and refresh threshold to land within +-10%% of R '
+                          'kbit/s (several passes; --qp and --refresh-threshold are then chosen, not used)')
+    enc.add_argument('--kp-coder', choices=sorted(KP_CODERS), default=None,
+                     help=f'keypoint entropy coder (default {DEFAULT_KP_CODER})')
+    enc.add_argument('--account', default=None, metavar='CSV', help='write the per-frame bit account to this CSV')
     enc.add_argument('--no-crop', action='store_true', help='no person crop: input must be the model size')
     enc.add_argument('--allow-truncated', action='store_true',
                      help='code the frames that could be read when the input ends early (default: fail)')
@@ -326,6 +414,8 @@ def build_parser():
     dec.add_argument('--output', required=True, help='reconstructed video (.mp4, lossless H.264 RGB)')
     dec.add_argument('--vertices', default=None, help='write vertices (T, N, 2) to this .npz')
     dec.add_argument('--png-dir', default=None, help='also write every frame as PNG into this folder')
+    dec.add_argument('--start-frame', type=int, default=0, metavar='N',
+                     help='output frames N.. only, decoding from the key frame at or before N (default 0)')
     dec.add_argument('--device', default='cpu', help="torch device, e.g. cpu or cuda:0")
     _add_vtm_options(dec, encoder=False)
     dec.set_defaults(func=decode)

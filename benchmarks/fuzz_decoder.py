@@ -8,13 +8,18 @@ built here unless ``--checkpoint`` is given) at several lengths and QPs. Each ca
 mutation (seeded: the same ``--seed`` gives the same cases):
 
 - raw: bit flips, byte overwrites, truncation, insertion, appended bytes (CRC checks catch most of them);
-- header (CRC recomputed): one header field set to an extreme or random value (size, fps, frame count, K, kp_step
-  including NaN / inf, QP, codec name, weights id);
-- key frame (CRC recomputed): payload bytes flipped, truncated, doubled (several pictures), replaced by a VVC
-  bitstream of other pictures (larger, smaller, several), or by garbage;
-- keypoints (CRC recomputed): payload words flipped, truncated, extended, replaced by random words, or re-coded
-  with keypoints outside [-1, 1];
-- combined: a large frame count with a truncated keypoint section.
+- header (CRC recomputed): one header field set to an extreme or random value (size, fps, K, kp_step including
+  NaN / inf, key-frame codec and keypoint coder names, weights id, name lengths), or a version-1 file with one of
+  its header fields (frame count and QP included) set so;
+- index (CRC recomputed): a segment's start frame, frame count, QP or offset set to an extreme, a segment dropped
+  or duplicated, offsets swapped, the footer's index offset changed;
+- key frame (CRC recomputed), of one segment: payload bytes flipped, truncated, doubled (several pictures),
+  replaced by a VVC bitstream of other pictures (larger, smaller, several), or by garbage;
+- keypoints (CRC recomputed), of one segment: payload words flipped, truncated, extended, replaced by random words,
+  or re-coded with keypoints outside [-1, 1];
+- combined: a large frame count with a truncated keypoint section (last segment).
+
+Two of the four seeds hold several key frames (refresh threshold 0 dB).
 
 Every case parses and fully decodes (every frame rendered) inside the same process, with ``RLIMIT_AS`` set to the
 current virtual size + ``--memory-limit-mb`` (inherited by the ffmpeg child processes) and a per-case alarm.
@@ -45,7 +50,7 @@ import yaml  # noqa: E402
 from coding import bitstream, keypoint_coder, vvc  # noqa: E402
 from coding.codec import Decoder, Encoder  # noqa: E402
 
-KINDS = ('raw', 'header', 'key_frame', 'keypoints', 'combined')
+KINDS = ('raw', 'header', 'index', 'key_frame', 'keypoints', 'combined')
 
 
 class CaseTimeout(Exception):
@@ -67,17 +72,36 @@ def section(payload):
     return struct.pack('<I', len(payload)) + payload + struct.pack('<I', zlib.crc32(payload))
 
 
-def assemble(header, key_frame, keypoints, version=bitstream.VERSION):
-    """A .s2d file from raw section payloads, CRCs recomputed, nothing validated (to reach past the CRC checks)."""
-    return bitstream.MAGIC + bytes([version]) + section(header) + section(key_frame) + section(keypoints)
+def assemble(header, segments, entries=None, version=bitstream.VERSION):
+    """A .s2d file from raw payloads, CRCs recomputed, nothing validated (to reach past the CRC checks).
+
+    Args: header: header payload; segments: list of (key frame payload, keypoint payload); entries: index entries
+        (start_frame, frame_count, qp, offset or None = the true offset), one per segment or any other number;
+        version: 2 (with index and footer) or 1 (exactly one segment, no index).
+    """
+    out = bytearray(bitstream.MAGIC + bytes([version]) + section(header))
+    offsets = []
+    for key_frame, keypoints in segments:
+        offsets.append(len(out))
+        out += section(key_frame) + section(keypoints)
+    if version == 1:
+        return bytes(out)
+    index_offset = len(out)
+    rows = [(start, count, qp, offsets[i] if offset is None and i < len(offsets) else (offset or 0))
+            for i, (start, count, qp, offset) in enumerate(entries)]
+    index = struct.pack('<I', len(rows)) + b''.join(struct.pack('<IIBQ', *row) for row in rows)
+    return bytes(out + section(index) + struct.pack('<Q', index_offset) + bitstream.FOOTER_MAGIC)
 
 
-HEADER_FIELDS = ('width', 'height', 'fps_num', 'fps_den', 'frame_count', 'num_kp', 'kp_step', 'qp')
-FIELD_FORMATS = dict(zip(HEADER_FIELDS, 'HHIIIHdB'))
+HEADER_FIELDS = ('width', 'height', 'fps_num', 'fps_den', 'num_kp', 'kp_step')
+FIELD_FORMATS = dict(zip(HEADER_FIELDS, 'HHIIHd'))
+V1_FIELDS = ('width', 'height', 'fps_num', 'fps_den', 'frame_count', 'num_kp', 'kp_step', 'qp')
+INDEX_FIELDS = ('start_frame', 'frame_count', 'qp', 'offset')
 EXTREMES = {'H': [0, 1, 2, 63, 65, 4096, 16384, 16385, 65535], 'I': [0, 1, 2, 1000, 1001, 10 ** 5, 10 ** 7,
                                                                       10 ** 7 + 1, 2 ** 31, 2 ** 32 - 1],
-            'B': [0, 1, 63, 64, 255],
+            'B': [0, 1, 63, 64, 255], 'Q': [0, 1, 5, 40, 2 ** 31, 2 ** 63],
             'd': [0.0, -0.01, 1e-7, 1e-6, 1e-3, 0.01, 0.5, 1.0, 2.0, float('nan'), float('inf'), -float('inf')]}
+INDEX_FORMATS = dict(zip(INDEX_FIELDS, 'IIBQ'))
 
 
 class Mutator:
@@ -88,15 +112,35 @@ class Mutator:
         self.foreign = foreign_key_frames     # list of VVC bitstreams of other pictures
         self.rng = rng
 
+    def extreme(self, fmt):
+        if self.rng.random() < 0.7:
+            return self.rng.choice(EXTREMES[fmt])
+        if fmt == 'd':
+            return self.rng.uniform(-2, 2)
+        return self.rng.randrange(1 << (8 * struct.calcsize(fmt)))
+
     def header_payload(self, stream, **override):
         fields = {'width': stream.width, 'height': stream.height, 'fps_num': stream.fps.numerator,
-                  'fps_den': stream.fps.denominator, 'frame_count': stream.frame_count, 'num_kp': stream.num_kp,
-                  'kp_step': stream.kp_step, 'qp': stream.qp}
+                  'fps_den': stream.fps.denominator, 'num_kp': stream.num_kp, 'kp_step': stream.kp_step}
         fields.update(override)
         codec = override.get('codec', stream.key_codec.encode())
+        coder = override.get('coder', stream.kp_coder.encode())
         weights = override.get('weights_id', stream.weights_id)
-        return (struct.pack('<HHIIIHdB', *(fields[name] for name in HEADER_FIELDS)) + bytes([len(codec) & 255])
-                + codec + weights)
+        return (struct.pack('<HHIIHd', *(fields[name] for name in HEADER_FIELDS)) + bytes([len(codec) & 255])
+                + codec + bytes([len(coder) & 255]) + coder + weights)
+
+    @staticmethod
+    def entries(stream):
+        return [[s.start_frame, s.frame_count, s.qp, None] for s in stream.segments]
+
+    @staticmethod
+    def payloads(stream):
+        return [[s.key_frame, s.keypoints] for s in stream.segments]
+
+    def build(self, stream, header=None, payloads=None, entries=None):
+        return assemble(header if header is not None else self.header_payload(stream),
+                        payloads if payloads is not None else self.payloads(stream),
+                        entries if entries is not None else self.entries(stream))
 
     def raw(self, data):
         data = bytearray(data)
@@ -121,34 +165,65 @@ class Mutator:
         return bytes(data), f'raw:{op}'
 
     def header(self, stream):
-        choice = self.rng.choice(HEADER_FIELDS + ('codec', 'weights_id', 'layout'))
-        if choice == 'codec':
-            names = sorted(name.encode() for name in vvc.BACKENDS)
-            codec = self.rng.choice(names + [b'', b'hevc', b'\xff\xfe', b'v' * 255])
-            return assemble(self.header_payload(stream, codec=codec), stream.key_frame, stream.keypoints), \
-                'header:codec'
+        choice = self.rng.choice(HEADER_FIELDS + ('codec', 'coder', 'weights_id', 'layout', 'version1'))
+        if choice in ('codec', 'coder'):
+            names = sorted(name.encode() for name in (vvc.BACKENDS if choice == 'codec' else keypoint_coder.CODERS))
+            name = self.rng.choice(names + [b'', b'hevc', b'\xff\xfe', b'v' * 255])
+            return self.build(stream, header=self.header_payload(stream, **{choice: name})), f'header:{choice}'
         if choice == 'weights_id':
-            return assemble(self.header_payload(stream, weights_id=bytes(self.rng.randrange(256) for _ in range(8))),
-                            stream.key_frame, stream.keypoints), 'header:weights_id'
+            weights = bytes(self.rng.randrange(256) for _ in range(8))
+            return self.build(stream, header=self.header_payload(stream, weights_id=weights)), 'header:weights_id'
         if choice == 'layout':
             payload = bytearray(self.header_payload(stream))
             if self.rng.random() < 0.5:
                 del payload[self.rng.randrange(len(payload)):]
             else:
-                payload[struct.calcsize('<HHIIIHdB')] = self.rng.randrange(256)       # codec length
-            return assemble(bytes(payload), stream.key_frame, stream.keypoints), 'header:layout'
-        fmt = FIELD_FORMATS[choice]
-        if self.rng.random() < 0.7:
-            value = self.rng.choice(EXTREMES[fmt])
-        elif fmt == 'd':
-            value = self.rng.uniform(-2, 2)
+                payload[struct.calcsize('<HHIIHd') + self.rng.choice([0, 1 + len(stream.key_codec)])] = \
+                    self.rng.randrange(256)                                          # a name's length byte
+            return self.build(stream, header=bytes(payload)), 'header:layout'
+        if choice == 'version1':
+            return self.version1(stream), 'header:version1'
+        value = self.extreme(FIELD_FORMATS[choice])
+        return self.build(stream, header=self.header_payload(stream, **{choice: value})), f'header:{choice}'
+
+    def version1(self, stream):
+        """A version-1 file of the stream's first segment, one v1 header field possibly set to an extreme."""
+        first = stream.segments[0]
+        fields = {'width': stream.width, 'height': stream.height, 'fps_num': stream.fps.numerator,
+                  'fps_den': stream.fps.denominator, 'frame_count': first.frame_count, 'num_kp': stream.num_kp,
+                  'kp_step': stream.kp_step, 'qp': first.qp}
+        field = self.rng.choice(V1_FIELDS + ('none',))
+        if field != 'none':
+            fields[field] = self.extreme(dict(zip(V1_FIELDS, 'HHIIIHdB'))[field])
+        codec = stream.key_codec.encode()
+        header = (struct.pack('<HHIIIHdB', *(fields[name] for name in V1_FIELDS)) + bytes([len(codec)]) + codec
+                  + stream.weights_id)
+        return assemble(header, [(first.key_frame, first.keypoints)], version=1)
+
+    def index(self, stream):
+        entries = self.entries(stream)
+        op = self.rng.choice(['field', 'field', 'drop', 'duplicate', 'swap', 'footer'])
+        if op == 'field':
+            entry, field = self.rng.randrange(len(entries)), self.rng.randrange(4)
+            entries[entry][field] = self.extreme(INDEX_FORMATS[INDEX_FIELDS[field]])
+            op = INDEX_FIELDS[field]
+        elif op == 'drop':
+            del entries[self.rng.randrange(len(entries))]
+        elif op == 'duplicate':
+            entries.insert(self.rng.randrange(len(entries) + 1), list(self.rng.choice(entries)))
+        elif op == 'swap' and len(entries) > 1:
+            i = self.rng.randrange(len(entries) - 1)
+            entries[i][3], entries[i + 1][3] = self.extreme('Q'), entries[i][3]
         else:
-            value = self.rng.randrange(1 << (8 * struct.calcsize(fmt)))
-        return assemble(self.header_payload(stream, **{choice: value}), stream.key_frame, stream.keypoints), \
-            f'header:{choice}'
+            data = bytearray(self.build(stream))
+            struct.pack_into('<Q', data, len(data) - bitstream.FOOTER.size, self.extreme('Q'))
+            return bytes(data), 'index:footer'
+        return self.build(stream, entries=entries), f'index:{op}'
 
     def key_frame(self, stream):
-        key = bytearray(stream.key_frame)
+        payloads = self.payloads(stream)
+        target = self.rng.randrange(len(payloads))
+        key = bytearray(payloads[target][0])
         op = self.rng.choice(['flip', 'truncate', 'double', 'foreign', 'garbage', 'empty'])
         if op == 'flip':
             for _ in range(self.rng.randint(1, 8)):
@@ -164,10 +239,13 @@ class Mutator:
             key = bytearray(b'\x00\x00\x01' + bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 300))))
         else:
             key = bytearray()
-        return assemble(self.header_payload(stream), bytes(key), stream.keypoints), f'key_frame:{op}'
+        payloads[target][0] = bytes(key)
+        return self.build(stream, payloads=payloads), f'key_frame:{op}'
 
     def keypoints(self, stream):
-        words = bytearray(stream.keypoints)
+        payloads, entries = self.payloads(stream), self.entries(stream)
+        target = self.rng.randrange(len(payloads))
+        words = bytearray(payloads[target][1])
         op = self.rng.choice(['flip', 'truncate', 'extend', 'random', 'outside', 'unaligned'])
         if op == 'flip' and words:
             for _ in range(self.rng.randint(1, 6)):
@@ -179,7 +257,8 @@ class Mutator:
             words += bytes(self.rng.randrange(256) for _ in range(4 * self.rng.randint(1, 16)))
         elif op == 'random':
             words = bytearray(self.rng.randrange(256) for _ in range(4 * self.rng.randint(0, 64)))
-        elif op == 'outside':
+        elif op == 'outside':                     # the last segment re-coded with keypoints outside [-1, 1]
+            target = len(payloads) - 1
             coder = keypoint_coder.KeypointEncoder(stream.num_kp, stream.kp_step)
             count = self.rng.randint(1, 4)
             for _ in range(count):
@@ -188,17 +267,19 @@ class Mutator:
                     self.rng.choice([-1, 1]) * self.rng.choice([1.5, 42.0, 1e4]) / stream.kp_step)
                 coder.encode_frame(q)
             words = bytearray(coder.finish())
-            return assemble(self.header_payload(stream, frame_count=count), stream.key_frame, bytes(words)), \
-                'keypoints:outside'
+            entries[target][1] = count
         else:
             words += bytes(self.rng.randrange(256) for _ in range(self.rng.randint(1, 3)))
-        return assemble(self.header_payload(stream), stream.key_frame, bytes(words)), f'keypoints:{op}'
+        payloads[target][1] = bytes(words)
+        return self.build(stream, payloads=payloads, entries=entries), f'keypoints:{op}'
 
     def combined(self, stream):
-        words = stream.keypoints[:4 * self.rng.randint(0, max(0, len(stream.keypoints) // 4))]
-        count = self.rng.choice([stream.frame_count + 1, 1000, 10 ** 5, 10 ** 7])
-        return assemble(self.header_payload(stream, frame_count=count), stream.key_frame, words), \
-            'combined:frames+truncated'
+        payloads, entries = self.payloads(stream), self.entries(stream)
+        target = len(payloads) - 1
+        keypoints = payloads[target][1]
+        payloads[target][1] = keypoints[:4 * self.rng.randint(0, max(0, len(keypoints) // 4))]
+        entries[target][1] = self.rng.choice([entries[target][1] + 1, 1000, 10 ** 5, 10 ** 7])
+        return self.build(stream, payloads=payloads, entries=entries), 'combined:frames+truncated'
 
     def case(self, index):
         data, stream = self.seeds[index % len(self.seeds)]
@@ -223,9 +304,10 @@ def build_seeds(checkpoint, rng):
     clip, _ = read_frames(os.path.join(REPO, 'data', 'samples', 'head04.mp4'), range(12))
     frames = np.stack([apply_crop(f, CropBox(0, 0, 256), 64) for f in clip])
     seeds = []
-    for length, qp in ((1, 50), (3, 42), (6, 37), (12, 45)):
-        data = Encoder(checkpoint, qp=qp).encode(frames[:length], fps=30)
+    for length, qp, threshold in ((1, 50, None), (3, 42, None), (6, 37, 0.0), (12, 45, 0.0)):
+        data = Encoder(checkpoint, qp=qp, refresh_threshold=threshold).encode(frames[:length], fps=30)
         seeds.append((data, bitstream.parse(data)))
+    assert any(len(stream.segments) > 1 for _, stream in seeds), 'no multi-key-frame seed'
     foreign = [vvc.encode_intra(np.zeros((256, 256, 3), np.uint8), 63).bitstream,
                vvc.encode_intra(np.zeros((512, 512, 3), np.uint8), 63).bitstream,
                vvc.encode_sequence(frames[:4, :32, :32], 63, 30).bitstream,

@@ -1,22 +1,31 @@
 """Sparse2Dense encoder and decoder (library API behind ``codec.py encode`` / ``decode``).
 
-Encoder (Sparse2Dense, arXiv 2509.23169, sec. 2.1): the first frame is the key-reference frame,
-coded with VVC (:mod:`coding.vvc`) and *decoded again*; its keypoints are detected on that decoded
-frame (closed loop), quantized and sent once. Every later frame is reduced to K 3D keypoints by the
-keypoint detector, quantized with ``kp_step`` and DPCM + context coded (:mod:`coding.keypoint_coder`).
-Everything goes into one ``.s2d`` file (:mod:`coding.bitstream`).
+Encoder (Sparse2Dense, arXiv 2509.23169, sec. 2.1): the first frame is a key-reference frame, coded with VVC
+(:mod:`coding.vvc`) and *decoded again*; its keypoints are detected on that decoded frame (closed loop), quantized
+and sent once. Every later frame is reduced to K 3D keypoints by the keypoint detector, quantized with ``kp_step``
+and DPCM + entropy coded by a keypoint coder (:mod:`coding.keypoint_coder`).
 
-Decoder: decodes the key frame, encodes it once into the generator's feature volume, then for each
-frame decodes its keypoints and renders the frame (dense motion, occlusion, warp, generator) and
-its body vertices (vertex head), one frame at a time. Frame 0 is the decoded key frame itself.
+Key-frame refresh (closed loop): a later frame becomes a new key-reference frame, starting a new segment whose
+keypoints are predicted from its own coded keypoints, when
+
+- a scene cut is detected between it and the previous original frame (:mod:`coding.scene`), or
+- with ``refresh_threshold`` D set: the frame as the decoder will render it (from the current key frame and its
+  coded keypoints) has an RGB PSNR against the original more than D dB below the best PSNR of the frames rendered
+  so far from the same key frame (the quality the model reaches at this key frame and QP; the key frame itself,
+  decoded by VVC, is not rendered and sets no level). The first frame after a key frame sets the level, so a segment
+  holds at least two frames unless a scene cut follows at once.
+
+Everything goes into one ``.s2d`` file (:mod:`coding.bitstream`) with an index of the key frames for seeking.
+
+Decoder: for each segment, decodes the key frame, encodes it once into the generator's feature volume, then for
+each frame decodes its keypoints and renders the frame (dense motion, occlusion, warp, generator) and its body
+vertices (vertex head), one frame at a time; a segment's first frame is its decoded key frame itself.
 
 Both take frames at the model's size (``dataset_params.frame_shape``); :func:`read_video` brings any
 video there with the data tool's person-centred crop (:mod:`tools.crop`).
 """
 import dataclasses
-import itertools
 import math
-import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -24,13 +33,14 @@ import torch
 
 from coding import bitstream, keypoint_coder
 from coding import vvc as vvc_lib
+from coding.scene import is_scene_cut
 from modules.build import load_inference_models
-from modules.render import frames_to_tensor, render_keypoints, tensor_to_frames
+from modules.render import frames_to_tensor, psnr_rgb, render_keypoints, tensor_to_frames
 
 #: defaults when the checkpoint's config has no ``codec_params``
 DEFAULT_KP_STEP = 0.01
 DEFAULT_QP = 42
-DEFAULT_VVC = 'vvenc'
+DEFAULT_VVC = vvc_lib.DEFAULT_BACKEND
 DETECTOR_BATCH = 8
 
 
@@ -40,17 +50,21 @@ class BitAccount:
 
     Attributes:
         header_bits: magic, version and the header section.
-        key_frame_bits: the VVC key-frame section (payload + 8 bytes of framing).
-        keypoint_bits: (T,) ideal code length of each frame's keypoints (frame 0: the key frame's
-            keypoints sent once), bits.
-        keypoint_overhead_bits: range-coder flush and framing of the keypoint section.
+        index_bits: the index section and footer.
+        key_frames: frame index of each key-reference frame (the first is 0).
+        key_frame_bits: bits of each key frame's VVC section (payload + 8 bytes of framing), aligned with key_frames.
+        keypoint_bits: (T,) ideal code length of each frame's keypoints (a key frame's: its keypoints sent once),
+            bits.
+        keypoint_overhead_bits: per segment, the range-coder flush and framing of its keypoint section.
         total_bits: file size x 8.
         fps: frame rate (Fraction, frames/s).
     """
     header_bits: int
-    key_frame_bits: int
+    index_bits: int
+    key_frames: list
+    key_frame_bits: list
     keypoint_bits: list
-    keypoint_overhead_bits: float
+    keypoint_overhead_bits: list
     total_bits: int
     fps: Fraction
 
@@ -70,10 +84,12 @@ class BitAccount:
         return self.total_bits / self.frame_count
 
     def per_frame(self):
-        """(T,) bits charged to each frame: frame 0 carries the header, the key frame and the
-        keypoint section overhead; later frames their keypoints. Sums to ``total_bits``."""
+        """(T,) bits charged to each frame: its keypoints; a key frame also its VVC section and its segment's
+        keypoint-section overhead; frame 0 also the header and the index. Sums to ``total_bits``."""
         bits = np.array(self.keypoint_bits, dtype=np.float64)
-        bits[0] += self.header_bits + self.key_frame_bits + self.keypoint_overhead_bits
+        bits[0] += self.header_bits + self.index_bits
+        for frame, key, overhead in zip(self.key_frames, self.key_frame_bits, self.keypoint_overhead_bits):
+            bits[frame] += key + overhead
         return bits
 
 
@@ -86,8 +102,21 @@ def _model_size(config):
     return int(height), int(width)
 
 
+def _frame_rate(fps):
+    """fps as a Fraction with a denominator up to 1001. Raises ValueError for anything else."""
+    try:
+        rate = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f'fps must be a number, got {fps!r}') from None
+    if not (math.isfinite(rate) and 0 < rate <= 1000) or Fraction(fps).limit_denominator(1001) <= 0:
+        raise ValueError(f'fps must be a finite frame rate in (0, 1000] representable with a denominator '
+                         f'up to 1001, got {fps!r}')
+    return Fraction(fps).limit_denominator(1001)
+
+
 def _vtm_tools(config, vtm):
     """The caller's VTM tools; a checkpoint's ``codec_params.vtm`` is ignored (files never name programs)."""
+    import warnings
     section = _codec_params(config).get('vtm')
     if section:
         warnings.warn('ignoring codec_params.vtm in the checkpoint\'s config: VTM executables come only from '
@@ -98,25 +127,54 @@ def _vtm_tools(config, vtm):
     return vtm
 
 
+def _frame_psnr(decoded, originals):
+    """RGB PSNR in dB of uint8 (B, H, W, 3) frames against originals: (B,) numpy."""
+    return psnr_rgb(frames_to_tensor(decoded), frames_to_tensor(originals)).numpy()
+
+
+@dataclasses.dataclass
+class _OpenSegment:
+    start: int
+    qp: int
+    key_frame: np.ndarray           # decoded, uint8 (H, W, 3)
+    key_bitstream: bytes
+    key_psnr: float
+    kp_source: dict
+    coder: object
+    count: int = 1
+    features: object = None         # the generator's source encoding, made when first needed
+    best_psnr: float = -math.inf    # best PSNR of a frame rendered from this key frame so far
+
+
 class Encoder:
     """Encodes frames to a ``.s2d`` bitstream.
 
     Args:
         checkpoint_path: a Sparse2Dense checkpoint (``*.pth``; see modules/build.py).
-        device: torch device for the keypoint detector ('cpu', 'cuda', ...).
+        device: torch device for the keypoint detector and generator ('cpu', 'cuda', ...).
         kp_step: keypoint quantization step; default ``codec_params.kp_step`` of the checkpoint's
             config, else 0.01.
         qp: key-frame VVC QP in [0, 63]; default ``codec_params.qp``, else 42.
-        vvc: key-frame encoder 'vvenc' or 'vtm'; default ``codec_params.vvc``, else 'vvenc'.
+        vvc: key-frame encoder, one of coding.vvc.BACKENDS; default ``codec_params.vvc``, else 'vvenc'.
         vtm: coding.vvc.VTMTools naming the VTM executables (default: the VTM_* environment variables;
             a checkpoint's ``codec_params.vtm`` is ignored).
+        refresh_threshold: D in dB >= 0, or None (no quality-driven refresh, nothing rendered) or math.inf (frames
+            rendered and their PSNR recorded, never refreshed): a frame whose rendering is more than D dB below the
+            best rendering from the same key frame so far becomes a key frame (see the module doc).
+        scene_cuts: refresh at detected scene cuts (coding/scene.py).
+        kp_coder: keypoint coder name (coding.keypoint_coder.CODERS); default the registry's DEFAULT_CODER.
     Attributes (after :meth:`encode`):
         account: :class:`BitAccount`. keypoints: float32 (T, K, 3) reconstructed keypoints (what the
-        decoder will use). quantized: int64 (T, K, 3). key_frame: uint8 (H, W, 3) decoded key frame.
+        decoder will use). quantized: int64 (T, K, 3). key_frame: uint8 (H, W, 3) the first decoded key frame.
+        psnr: float64 (T,) RGB PSNR (dB) of each frame as the decoder renders it (key frames: the decoded key
+        frame), NaN where nothing was rendered (refresh_threshold None). max_drop: the largest drop (dB) below
+        its segment's best rendering of a frame that was *not* refreshed: any threshold above it codes the same
+        stream.
     Raises: FileNotFoundError / ValueError for a bad checkpoint or parameter.
     """
 
-    def __init__(self, checkpoint_path, device='cpu', kp_step=None, qp=None, vvc=None, vtm=None):
+    def __init__(self, checkpoint_path, device='cpu', kp_step=None, qp=None, vvc=None, vtm=None,
+                 refresh_threshold=None, scene_cuts=True, kp_coder=None):
         self.models = load_inference_models(checkpoint_path, device)
         params = _codec_params(self.models.config)
         self.kp_step = float(kp_step if kp_step is not None else params.get('kp_step', DEFAULT_KP_STEP))
@@ -128,10 +186,26 @@ class Encoder:
             raise ValueError(f'QP must be in [0, 63], got {self.qp}')
         if self.vvc not in vvc_lib.BACKENDS:
             raise ValueError(f'unknown VVC backend {self.vvc!r}; choose one of {vvc_lib.BACKENDS}')
+        if refresh_threshold is not None and not float(refresh_threshold) >= 0:
+            raise ValueError(f'refresh threshold must be >= 0 dB (or None: no refresh), got {refresh_threshold}')
+        self.refresh_threshold = None if refresh_threshold is None else float(refresh_threshold)
+        self.scene_cuts = bool(scene_cuts)
+        self.coder = keypoint_coder.get_coder(kp_coder or keypoint_coder.DEFAULT_CODER)
         self.size = _model_size(self.models.config)
         self.num_kp = self.models.config['model_params']['common_params']['num_kp']
         self.vtm = _vtm_tools(self.models.config, vtm)
-        self.account = self.keypoints = self.quantized = self.key_frame = None
+        self.account = self.keypoints = self.quantized = self.key_frame = self.psnr = None
+        self._bits = []
+
+    @property
+    def running_kbps(self):
+        """Rate of what :meth:`encode` has coded so far (key frames + keypoints; 0 before the first frame), kbit/s."""
+        if self.account is not None:
+            return self.account.kbps
+        if not self._bits:
+            return 0.0
+        keys = sum(len(s.key_frame) for s in self._segments) + (len(self._open.key_bitstream) if self._open else 0)
+        return (sum(self._bits) + 8 * keys) * float(self._fps) / len(self._bits) / 1000.0
 
     def _check_frame(self, frame, index):
         frame = np.asarray(frame)
@@ -146,66 +220,135 @@ class Encoder:
         kp = self.models.kp_detector(frames_to_tensor(np.stack(frames), self.models.device))['value']
         return keypoint_coder.quantize(kp.cpu().numpy(), self.kp_step)
 
+    def _kp(self, quantized):
+        return {'value': torch.from_numpy(keypoint_coder.dequantize(quantized, self.kp_step)).to(self.models.device)}
+
     def encode(self, frames, fps=25, progress=None):
         """Encode a clip.
 
         Args:
             frames: uint8 (T, H, W, 3) RGB array or an iterable of (H, W, 3) frames, at the model's
-                size (``dataset_params.frame_shape``); T >= 1.
+                size (``dataset_params.frame_shape``); T >= 1. Read once, in order (frames are not kept).
             fps: frame rate in frames/s (number or Fraction), stored in the header.
-            progress: optional callable called with the number of frames just processed (e.g. a
-                tqdm bar's ``update``).
+            progress: optional callable called with the number of frames just coded (e.g. a tqdm bar's
+                ``update``).
         Returns: the ``.s2d`` bytes; see the attributes for the bit account and keypoints.
         Raises: ValueError for bad frames or parameters; coding.vvc.VVCError if VVC coding fails.
         """
-        try:
-            rate = float(fps)
-        except (TypeError, ValueError):
-            raise ValueError(f'fps must be a number, got {fps!r}') from None
-        if not (math.isfinite(rate) and 0 < rate <= 1000) or Fraction(fps).limit_denominator(1001) <= 0:
-            raise ValueError(f'fps must be a finite frame rate in (0, 1000] representable with a denominator '
-                             f'up to 1001, got {fps!r}')
-        fps = Fraction(fps).limit_denominator(1001)
-        frames = iter(frames)
-        try:
-            first = self._check_frame(next(frames), 0)
-        except StopIteration:
-            raise ValueError('no frame to encode') from None
-        key = vvc_lib.encode_intra(first, self.qp, backend=self.vvc, fps=fps, vtm=self.vtm)
-        self.key_frame = key.frames[0]
-        coder = keypoint_coder.KeypointEncoder(self.num_kp, self.kp_step)
-        quantized = [self._detect([self.key_frame])[0]]  # closed loop: the decoded key frame
-        bits = [coder.encode_frame(quantized[0])]
-        if progress:
-            progress(1)
+        self._fps = _frame_rate(fps)
+        self._segments, self._open, self._previous = [], None, None
+        self._bits, self._quantized, self._psnr, self.key_frame, self.account = [], [], [], None, None
+        self.max_drop = 0.0
         batch = []
-        for index, frame in enumerate(frames, start=1):
+        for index, frame in enumerate(frames):
             batch.append(self._check_frame(frame, index))
             if len(batch) == DETECTOR_BATCH:
-                self._code_batch(batch, coder, quantized, bits, progress)
+                self._code_batch(batch, progress)
                 batch = []
         if batch:
-            self._code_batch(batch, coder, quantized, bits, progress)
+            self._code_batch(batch, progress)
+        if self._open is None:
+            raise ValueError('no frame to encode')
+        self._close_segment()
         stream = bitstream.S2DStream(
-            width=self.size[1], height=self.size[0], fps=fps, frame_count=len(quantized),
-            num_kp=self.num_kp, kp_step=self.kp_step, key_codec=key.backend, qp=key.qp,
-            weights_id=self.models.weights_id, key_frame=key.bitstream, keypoints=coder.finish())
+            width=self.size[1], height=self.size[0], fps=self._fps, num_kp=self.num_kp, kp_step=self.kp_step,
+            key_codec=self.vvc, kp_coder=self.coder.name, weights_id=self.models.weights_id, segments=self._segments)
         data = bitstream.pack(stream)
         sections = stream.section_bits()
-        self.quantized = np.stack(quantized)
+        self.quantized = np.stack(self._quantized)
         self.keypoints = keypoint_coder.dequantize(self.quantized, self.kp_step)
-        self.account = BitAccount(header_bits=sections['header'], key_frame_bits=sections['key_frame'],
-                                  keypoint_bits=bits,
-                                  keypoint_overhead_bits=sections['keypoints'] - sum(bits),
-                                  total_bits=8 * len(data), fps=fps)
+        self.psnr = np.array(self._psnr, dtype=np.float64)
+        starts = [s.start_frame for s in self._segments]
+        ends = starts[1:] + [len(self._bits)]
+        self.account = BitAccount(
+            header_bits=sections['header'], index_bits=sections['index'], key_frames=starts,
+            key_frame_bits=sections['key_frames'], keypoint_bits=self._bits,
+            keypoint_overhead_bits=[total - sum(self._bits[a:b]) for total, a, b in
+                                    zip(sections['keypoints'], starts, ends)],
+            total_bits=8 * len(data), fps=self._fps)
         return data
 
-    def _code_batch(self, batch, coder, quantized, bits, progress):
-        for q in self._detect(batch):
-            quantized.append(q)
-            bits.append(coder.encode_frame(q))
+    def _code_batch(self, batch, progress):
+        """Code a batch of original frames: keypoints detected together; key frames, and the renderings that
+        decide them, in order."""
+        cuts = []
+        for frame in batch:
+            cuts.append(self.scene_cuts and self._previous is not None and is_scene_cut(self._previous, frame))
+            self._previous = frame
+        quantized = self._detect(batch)
+        i = 0
+        while i < len(batch):
+            if cuts[i] or self._open is None:
+                self._start_segment(batch[i])
+                i += 1
+                continue
+            end = next((j for j in range(i + 1, len(batch)) if cuts[j]), len(batch))
+            refresh = None
+            if self.refresh_threshold is None:
+                quality = [math.nan] * (end - i)
+            else:
+                quality = self._rendered_psnr(quantized[i:end], batch[i:end])
+                refresh = self._first_drop(quality)
+            for j in range(i, end if refresh is None else i + refresh):
+                self._add_frame(quantized[j], quality[j - i])
+            if refresh is None:
+                i = end
+            else:
+                i += refresh
+                self._start_segment(batch[i])
+                i += 1
         if progress:
             progress(len(batch))
+
+    def _first_drop(self, quality):
+        """Index of the first PSNR in ``quality`` more than the threshold below the open segment's best rendered
+        PSNR so far (updating that level as it goes), or None."""
+        segment = self._open
+        for j, value in enumerate(quality):
+            if value < segment.best_psnr - self.refresh_threshold:
+                return j
+            self.max_drop = max(self.max_drop, segment.best_psnr - value)
+            segment.best_psnr = max(segment.best_psnr, value)
+        return None
+
+    @torch.inference_mode()
+    def _rendered_psnr(self, quantized, originals):
+        """PSNR (dB) of each frame rendered, as the decoder will, from the open segment's key frame."""
+        segment = self._open
+        if segment.features is None:
+            segment.features = self.models.generator.encode_source(
+                frames_to_tensor(segment.key_frame[None], self.models.device))
+        out = self.models.generator.render(segment.features, segment.kp_source, self._kp(np.stack(quantized)))
+        return _frame_psnr(tensor_to_frames(out['prediction']).numpy(), np.stack(originals)).tolist()
+
+    def _start_segment(self, frame):
+        """Close the open segment; code ``frame`` as a key-reference frame that opens the next one."""
+        if self._open is not None:
+            self._close_segment()
+        key = vvc_lib.encode_intra(frame, self.qp, backend=self.vvc, fps=self._fps, vtm=self.vtm)
+        decoded = key.frames[0]
+        quantized = self._detect([decoded])[0]            # closed loop: keypoints of the decoded key frame
+        coder = self.coder.encoder(self.num_kp, self.kp_step)
+        psnr = float(_frame_psnr(decoded[None], frame[None])[0])
+        self._open = _OpenSegment(start=len(self._bits), qp=key.qp, key_frame=decoded, key_bitstream=key.bitstream,
+                                  key_psnr=psnr, kp_source=self._kp(quantized[None]), coder=coder)
+        if self.key_frame is None:
+            self.key_frame = decoded
+        self._bits.append(coder.encode_frame(quantized))
+        self._quantized.append(quantized)
+        self._psnr.append(psnr)
+
+    def _add_frame(self, quantized, psnr):
+        self._bits.append(self._open.coder.encode_frame(quantized))
+        self._quantized.append(quantized)
+        self._psnr.append(psnr)
+        self._open.count += 1
+
+    def _close_segment(self):
+        segment = self._open
+        self._segments.append(bitstream.Segment(segment.start, segment.count, segment.qp, segment.key_bitstream,
+                                                segment.coder.finish()))
+        self._open = None
 
 
 class Decoder:
@@ -225,78 +368,131 @@ class Decoder:
         self.num_kp = self.models.config['model_params']['common_params']['num_kp']
         self.vtm = _vtm_tools(self.models.config, vtm)
 
-    def parse(self, data):
-        """Parse a bitstream and check it fits this checkpoint.
+    def open(self, data):
+        """Open a bitstream for decoding and check it fits this checkpoint (only the header and index are read).
 
-        Args: data: the ``.s2d`` bytes, or an already parsed bitstream.S2DStream.
-        Returns: bitstream.S2DStream.
-        Raises: BitstreamError for a malformed file, other model weights, or another frame size /
-            keypoint count than the model's.
+        Args: data: the ``.s2d`` bytes, a path, an open bitstream.S2DFile, or a parsed bitstream.S2DStream.
+        Returns: a bitstream.S2DFile or S2DStream (both have ``segment(i)`` / ``segments``; see :meth:`decode`).
+        Raises: BitstreamError for a malformed file, other model weights, another frame size / keypoint count than
+            the model's, an unknown keypoint coder, or a segment claiming more frames than its data can hold.
         """
-        stream = data if isinstance(data, bitstream.S2DStream) else bitstream.parse(data)
+        if isinstance(data, (bitstream.S2DFile, bitstream.S2DStream)):
+            source = data
+        else:
+            source = bitstream.S2DFile(data)
+        stream = source.stream if isinstance(source, bitstream.S2DFile) else source
         bitstream.check_weights(stream, self.models.weights_id)
-        limit = keypoint_coder.max_frames(len(stream.keypoints), stream.num_kp)
-        if stream.frame_count > limit:
-            raise bitstream.BitstreamError(
-                f'header announces {stream.frame_count} frames but the {len(stream.keypoints)}-byte keypoint '
-                f'section can hold at most {limit}: truncated or corrupt file')
         if (stream.height, stream.width) != self.size or stream.num_kp != self.num_kp:
             raise bitstream.BitstreamError(
                 f'bitstream holds {stream.width}x{stream.height} frames with {stream.num_kp} keypoints, '
                 f'the checkpoint\'s model makes {self.size[1]}x{self.size[0]} with {self.num_kp}')
+        try:
+            keypoint_coder.get_coder(stream.kp_coder)
+        except ValueError as err:
+            raise bitstream.BitstreamError(f'this bitstream needs a keypoint coder this decoder lacks: {err}') from None
+        return source
+
+    def parse(self, data):
+        """The whole bitstream, parsed and checked (see :meth:`open`). Returns: bitstream.S2DStream."""
+        source = self.open(data)
+        stream = source.load() if isinstance(source, bitstream.S2DFile) else source
+        for segment in stream.segments:
+            _check_segment_size(stream, segment)
         return stream
 
     def decode_keypoints(self, data):
         """Only the keypoints: int64 (T, K, 3) quantized and float32 (T, K, 3) reconstructed.
 
-        Raises: BitstreamError (see :meth:`parse`, and corrupt keypoint data).
+        Raises: BitstreamError (see :meth:`open`, and corrupt keypoint data).
         """
         stream = self.parse(data)
-        quantized = np.stack(list(_keypoint_frames(stream)))
+        quantized = np.concatenate([np.stack(list(_keypoint_frames(stream, segment))) for segment in stream.segments])
         return quantized, keypoint_coder.dequantize(quantized, stream.kp_step)
 
-    def decode(self, data):
+    def decode(self, data, start_frame=0):
         """Decode a bitstream, streaming.
 
-        Args: data: the ``.s2d`` bytes (or a parsed bitstream.S2DStream).
+        Args:
+            data: the ``.s2d`` bytes, a path, a bitstream.S2DFile or a parsed bitstream.S2DStream.
+            start_frame: first frame to output; decoding starts at the key frame at or before it (the index says
+                where), and nothing of the file before that key frame is read or decoded.
         Returns: an iterator of (frame uint8 (H, W, 3) RGB, vertices float32 (N, 2) in normalized
-            image coordinates [-1, 1], x right, y down), one per coded frame; each frame is
-            rendered when it is requested. The header, weights and key frame are checked and
-            decoded before this returns.
-        Raises: BitstreamError (malformed file, other weights, corrupt keypoints: the latter while
-            iterating); coding.vvc.VVCError if the key frame cannot be decoded.
+            image coordinates [-1, 1], x right, y down), one per coded frame from ``start_frame`` on; each
+            frame is rendered when it is requested, each later key frame decoded when its segment is reached. The
+            header, index, weights and the first key frame are checked and decoded before this returns.
+        Raises: BitstreamError (malformed file, other weights, corrupt segments: the latter while iterating);
+            ValueError for a start_frame outside the clip; coding.vvc.VVCError if a key frame cannot be decoded.
         """
-        stream = self.parse(data)
+        source = self.open(data)
+        stream = source.stream if isinstance(source, bitstream.S2DFile) else source
+        first = stream.segment_at(start_frame)
+        segment = source.segment(first)
+        _check_segment_size(stream, segment)
+        key_frame = self._decode_key_frame(stream, segment)
+        return self._frames(source, stream, first, (segment, key_frame), start_frame)
+
+    def _frames(self, source, stream, first, opened, start_frame):
+        for i in range(first, len(stream.segments)):
+            if i == first:
+                segment, key_frame = opened
+            else:
+                segment = source.segment(i)
+                _check_segment_size(stream, segment)
+                key_frame = self._decode_key_frame(stream, segment)
+            yield from self._segment_frames(stream, segment, key_frame, max(0, start_frame - segment.start_frame))
+
+    def _decode_key_frame(self, stream, segment):
         try:
-            key = vvc_lib.decode(stream.key_frame, stream.width, stream.height, backend=stream.key_codec,
+            key = vvc_lib.decode(segment.key_frame, stream.width, stream.height, backend=stream.key_codec,
                                  vtm=self.vtm, max_frames=1)
         except vvc_lib.VVCContentError as err:
-            raise bitstream.BitstreamError(f'key-frame section: {err}') from None
+            raise bitstream.BitstreamError(f'key frame of the segment at frame {segment.start_frame}: {err}') from None
         if len(key) != 1:
-            raise bitstream.BitstreamError(f'key-frame section holds {len(key)} pictures, expected 1')
-        return self._frames(stream, key[0])
+            raise bitstream.BitstreamError(f'key-frame section at frame {segment.start_frame} holds {len(key)} '
+                                           f'pictures, expected 1')
+        return key[0]
 
     @torch.inference_mode()
-    def _frames(self, stream, key_frame):
+    def _segment_frames(self, stream, segment, key_frame, skip):
+        """Frames of one segment from its ``skip``-th on (keypoints before it are decoded, not rendered)."""
         device = self.models.device
         keypoints = ({'value': torch.from_numpy(keypoint_coder.dequantize(q, stream.kp_step))[None].to(device)}
-                     for q in _keypoint_frames(stream))
-        kp_source = next(keypoints)             # frame 0's (the header holds >= 1 frame): from the decoded key frame
+                     for q in _keypoint_frames(stream, segment))
+        kp_source = next(keypoints)             # the segment's first keypoints: from its decoded key frame
+        if skip:
+            for _ in range(skip - 1):
+                next(keypoints)
+        else:
+            keypoints = _prepend(kp_source, keypoints)
         rendered = render_keypoints(self.models.generator, frames_to_tensor(key_frame[None], device), kp_source,
-                                    itertools.chain([kp_source], keypoints))
-        for index, (_, out) in enumerate(rendered):
+                                    keypoints)
+        for index, (_, out) in enumerate(rendered, start=skip):
             vertices = self.models.vertex_head(out['F_refine'])[0].float().cpu().numpy()
             frame = key_frame if index == 0 else tensor_to_frames(out['prediction'])[0].numpy()
             yield frame, vertices
 
 
-def _keypoint_frames(stream):
-    """Yield the quantized keypoints (K, 3) of each frame of a parsed stream; BitstreamError if corrupt, if the
-    keypoint data ends before the header's frame count, or if a keypoint leaves [-1, 1] (beyond the rounding of
+def _prepend(first, rest):
+    yield first
+    yield from rest
+
+
+def _check_segment_size(stream, segment):
+    """BitstreamError if the segment's keypoint payload cannot hold the frames its index entry claims."""
+    limit = keypoint_coder.get_coder(stream.kp_coder).max_frames(len(segment.keypoints), stream.num_kp)
+    if segment.frame_count > limit:
+        raise bitstream.BitstreamError(
+            f'the segment at frame {segment.start_frame} announces {segment.frame_count} frames but its '
+            f'{len(segment.keypoints)}-byte keypoint section can hold at most {limit}: truncated or corrupt file')
+
+
+def _keypoint_frames(stream, segment):
+    """Yield the quantized keypoints (K, 3) of each frame of a segment; BitstreamError if corrupt, if the keypoint
+    data ends before the segment's frame count, or if a keypoint leaves [-1, 1] (beyond the rounding of
     quantization: |q| <= round(1 / kp_step))."""
-    decoder = keypoint_coder.KeypointDecoder(stream.keypoints, stream.num_kp, stream.kp_step)
+    decoder = keypoint_coder.get_coder(stream.kp_coder).decoder(segment.keypoints, stream.num_kp, stream.kp_step)
     max_q = keypoint_coder.max_abs_quantized(stream.kp_step)
-    for index in range(stream.frame_count):
+    for index in range(segment.start_frame, segment.start_frame + segment.frame_count):
         q = decoder.decode_frame()
         if np.any(np.abs(q) > max_q):
             raise bitstream.BitstreamError(
@@ -322,8 +518,8 @@ def read_video(path, size, crop='person', max_frames=None, fps=None):
         max_frames: use at most this many frames (None: all).
         fps: temporal resampling target in frames/s (None: keep the clip's rate; never raises it),
             as the data tool does (video_io.resample_indices).
-    Returns: (iterator of uint8 (size, size, 3) frames, frame count or None if unknown, fps as a
-        Fraction).
+    Returns: (iterable of uint8 (size, size, 3) frames that reads the video again each time it is iterated (the
+        crop box is found once), frame count or None if unknown, fps as a Fraction).
     Raises: video_io.VideoReadError for an unreadable video; tools.crop.NoPersonError when
         no person is found; ValueError for an unknown mode, or with 'none' and the wrong size.
     """
@@ -348,7 +544,17 @@ def read_video(path, size, crop='person', max_frames=None, fps=None):
     else:
         box = CropBox((info.width - side) // 2, (info.height - side) // 2, side)
 
-    def frames():
-        for _, frame in iter_frames(path, indices()):
-            yield apply_crop(frame, box, size)
-    return frames(), count, out_fps
+    return _CroppedVideo(path, indices, box, size), count, out_fps
+
+
+class _CroppedVideo:
+    """The frames of :func:`read_video`: each iteration reads the video again, one frame at a time."""
+
+    def __init__(self, path, indices, box, size):
+        self.path, self.indices, self.box, self.size = path, indices, box, size
+
+    def __iter__(self):
+        from tools.crop import apply_crop
+        from video_io import iter_frames
+        for _, frame in iter_frames(self.path, self.indices()):
+            yield apply_crop(frame, self.box, self.size)

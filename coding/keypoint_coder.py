@@ -29,12 +29,13 @@ Pipeline (Sparse2Dense, arXiv 2509.23169, sec. 2.1; GFVC keypoint coding):
 Bit costs returned per frame are the ideal code lengths (-log2 p of each coded symbol, 1 bit per
 raw bit); the range coder adds at most one 32-bit word when it is flushed.
 """
+import dataclasses
 import math
 
 import constriction
 import numpy as np
 
-from coding.bitstream import BitstreamError
+from coding.bitstream import V1_KP_CODER, BitstreamError
 
 MAX_DIRECT = 8                       # residuals in [-8, 8] are one symbol; others escape
 ESCAPE = 2 * MAX_DIRECT + 1
@@ -312,3 +313,51 @@ class KeypointDecoder:
         if not self._coder.maybe_exhausted():
             raise BitstreamError('keypoint section has data after the last frame (corrupt or '
                                  'frame count mismatch)')
+
+
+@dataclasses.dataclass(frozen=True)
+class KeypointCoder:
+    """A keypoint entropy coder plug-in, chosen by name; the ``.s2d`` header stores the name.
+
+    Attributes:
+        name: 1-32 printable ASCII characters, unique.
+        encoder: class called as ``encoder(num_kp, kp_step)``; its ``encode_frame(q)`` takes int64 (K, 3) quantized
+            keypoints of the next frame (the first frame of a segment is its key frame's) and returns the frame's
+            ideal code length in bits; ``finish()`` returns the payload bytes.
+        decoder: class called as ``decoder(payload, num_kp, kp_step)`` (raises BitstreamError for invalid data);
+            ``decode_frame()`` returns the next int64 (K, 3) frame, ``finish()`` raises BitstreamError if data is
+            left over.
+        max_frames: callable ``(payload_bytes, num_kp) -> int``, an upper bound on the frames a valid payload of
+            that size holds (the decoder refuses an index that claims more before decoding).
+    A payload must never exceed coding.bitstream.max_keypoint_bytes(K, frames).
+    """
+    name: str
+    encoder: type
+    decoder: type
+    max_frames: object
+
+
+#: registered keypoint coders by name (:func:`register`)
+CODERS = {}
+#: the coder new bitstreams use unless told otherwise
+DEFAULT_CODER = V1_KP_CODER
+
+
+def register(coder):
+    """Add a :class:`KeypointCoder` to :data:`CODERS`. Raises: ValueError if the name is taken or invalid."""
+    if not (coder.name.isascii() and coder.name.isprintable() and 1 <= len(coder.name) <= 32):
+        raise ValueError(f'keypoint coder name {coder.name!r} must be 1-32 printable ASCII characters')
+    if coder.name in CODERS:
+        raise ValueError(f'keypoint coder {coder.name!r} is already registered')
+    CODERS[coder.name] = coder
+
+
+def get_coder(name):
+    """The registered :class:`KeypointCoder` called ``name``. Raises: ValueError naming the known coders."""
+    try:
+        return CODERS[name]
+    except KeyError:
+        raise ValueError(f'unknown keypoint coder {name!r}; registered: {sorted(CODERS)}') from None
+
+
+register(KeypointCoder(V1_KP_CODER, KeypointEncoder, KeypointDecoder, max_frames))

@@ -31,7 +31,7 @@ from evaluation.fvd import CLIP_LENGTH, build_i3d
 from evaluation.learned import LEARNED_METRICS, build_learned_metric
 from evaluation.vmaf import VMAF_MODEL, vmaf
 from evaluation.weights import Unavailable
-from modules.render import frames_to_tensor
+from modules.render import MSE_FLOOR, frames_to_tensor, psnr_from_mse, psnr_rgb
 
 FRAME_METRICS = ('psnr', 'psnr_yuv', 'ssim', 'ms_ssim')
 ALL_METRICS = FRAME_METRICS + ('vmaf', 'dists', 'lpips_vgg', 'lpips_alex', 'fvd', 'motion')
@@ -43,18 +43,8 @@ YUV_MATRIX = ((0.257, 0.504, 0.098),
               (-0.148, -0.291, 0.439),
               (0.439, -0.368, -0.071))
 YUV_OFFSET = (16.0, 128.0, 128.0)
-MSE_FLOOR = 1e-10
 MS_SSIM_SCALES = 5
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
-
-def _psnr_from_mse(mse):
-    return 10 * torch.log10(1.0 / mse.clamp_min(MSE_FLOOR))
-
-
-def psnr_rgb(x, y):
-    """RGB PSNR per image. x, y: (B, 3, H, W) in [0, 1]. Returns (B,) dB (100 dB for identical images)."""
-    return _psnr_from_mse(((x - y) ** 2).mean(dim=(1, 2, 3)))
 
 
 def rgb_to_yuv444(x):
@@ -71,7 +61,7 @@ def psnr_yuv(x, y):
     x, y: (B, 3, H, W) RGB in [0, 1]. Returns (B,) dB.
     """
     mse = ((rgb_to_yuv444(x) - rgb_to_yuv444(y)) / 255.0).pow(2).mean(dim=(2, 3))   # (B, 3)
-    channel_psnr = _psnr_from_mse(mse)
+    channel_psnr = psnr_from_mse(mse)
     return (4 * channel_psnr[:, 0] + channel_psnr[:, 1] + channel_psnr[:, 2]) / 6
 
 

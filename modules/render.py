@@ -26,6 +26,23 @@ def tensor_to_frames(images):
     return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu()
 
 
+#: smallest MSE used in PSNR (identical images score 100 dB instead of infinity)
+MSE_FLOOR = 1e-10
+
+
+def psnr_from_mse(mse):
+    """PSNR in dB of a peak-1 signal from its MSE (tensor; floored at MSE_FLOOR)."""
+    return 10 * torch.log10(1.0 / mse.clamp_min(MSE_FLOOR))
+
+
+def psnr_rgb(x, y):
+    """RGB PSNR per image. x, y: (B, 3, H, W) in [0, 1]. Returns (B,) dB (100 dB for identical images).
+
+    The evaluation's PSNR (evaluation/metrics.py) and the encoder's refresh decision (coding/codec.py) use it.
+    """
+    return psnr_from_mse(((x - y) ** 2).mean(dim=(1, 2, 3)))
+
+
 def render_keypoints(generator, source, kp_source, keypoints):
     """Encode the key frame once (now), then render one output per keypoint entry (lazily, as they are requested).
 

@@ -16,45 +16,85 @@ REPO = Path(__file__).resolve().parents[1]
 K, T = 15, 30
 
 
+SPLIT = 18                                 # the fixture's second key frame
+
+
 @pytest.fixture(scope='module')
 def stream():
-    """A valid stream: real VVC key frame (head04 sample, 64x64 crop) + coded keypoints of a smooth track."""
-    frames, fps = read_frames(REPO / 'data' / 'samples' / 'head04.mp4', range(1))
-    key = vvc.encode_intra(frames[0, 96:160, 96:160], 42)
+    """A valid two-segment stream: real VVC key frames (head04 sample, 64x64 crops) + coded keypoints of a smooth
+    track, the keypoint coder restarted at the second key frame."""
+    frames, fps = read_frames(REPO / 'data' / 'samples' / 'head04.mp4', range(SPLIT + 1))
+    keys = [vvc.encode_intra(frames[i, 96:160, 96:160], 42) for i in (0, SPLIT)]
     rng = np.random.default_rng(0)
     q = kc.quantize(np.clip(np.cumsum(rng.laplace(scale=0.01, size=(T, K, 3)), axis=0), -1, 1), 0.01)
-    enc = kc.KeypointEncoder(K, 0.01)
-    for frame in q:
-        enc.encode_frame(frame)
-    s = bs.S2DStream(width=64, height=64, fps=Fraction(fps), frame_count=T, num_kp=K, kp_step=0.01,
-                     key_codec=key.backend, qp=key.qp, weights_id=b'\x01\x02\x03\x04\x05\x06\x07\x08',
-                     key_frame=key.bitstream, keypoints=enc.finish())
+    segments = []
+    for key, (start, end) in zip(keys, ((0, SPLIT), (SPLIT, T))):
+        enc = kc.KeypointEncoder(K, 0.01)
+        for frame in q[start:end]:
+            enc.encode_frame(frame)
+        segments.append(bs.Segment(start, end - start, key.qp, key.bitstream, enc.finish()))
+    s = bs.S2DStream(width=64, height=64, fps=Fraction(fps), num_kp=K, kp_step=0.01, key_codec=keys[0].backend,
+                     kp_coder='ctx36', weights_id=b'\x01\x02\x03\x04\x05\x06\x07\x08', segments=segments)
     return s, q
 
 
 def decode_all(data):
-    """Parse + entropy-decode every keypoint frame; returns the quantized keypoints."""
+    """Parse + entropy-decode every keypoint frame of every segment; returns the quantized keypoints."""
     s = bs.parse(data)
-    dec = kc.KeypointDecoder(s.keypoints, s.num_kp, s.kp_step)
-    q = np.stack([dec.decode_frame() for _ in range(s.frame_count)])
-    dec.finish()
-    return q
+    q = []
+    for segment in s.segments:
+        dec = kc.KeypointDecoder(segment.keypoints, s.num_kp, s.kp_step)
+        q += [dec.decode_frame() for _ in range(segment.frame_count)]
+        dec.finish()
+    return np.stack(q)
+
+
+def pack_v1(s):
+    """A version-1 file (one key frame, no index) as the previous release wrote it (coding/bitstream.py docstring)."""
+    (segment,) = s.segments
+    codec = s.key_codec.encode()
+    header = (struct.pack('<HHIIIHdB', s.width, s.height, s.fps.numerator, s.fps.denominator, segment.frame_count,
+                          s.num_kp, s.kp_step, segment.qp) + bytes([len(codec)]) + codec + s.weights_id)
+    return bs.MAGIC + b'\x01' + b''.join(bs._section(p) for p in (header, segment.key_frame, segment.keypoints))
 
 
 def test_round_trip_and_bit_account(stream):
     s, q = stream
     data = bs.pack(s)
-    assert sum(s.section_bits().values()) == 8 * len(data)
+    bits = s.section_bits()
+    assert bits['header'] + bits['index'] + sum(bits['key_frames']) + sum(bits['keypoints']) == 8 * len(data)
     parsed = bs.parse(data)
-    assert parsed == s and parsed.fps == Fraction(30) and parsed.key_codec == 'vvenc'
+    assert parsed == s and parsed.fps == Fraction(30) and parsed.key_codec == 'vvenc' and parsed.frame_count == T
     np.testing.assert_array_equal(decode_all(data), q)
+    assert [s.segment_at(f) for f in (0, SPLIT - 1, SPLIT, T - 1)] == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match='outside the clip'):
+        s.segment_at(T)
 
 
-def test_atomic_write(stream, tmp_path):
-    path = tmp_path / 'out' / 'clip.s2d'
-    bs.write_atomic(path, bs.pack(stream[0]))
-    assert bs.read(path) == stream[0]
-    assert [p.name for p in path.parent.iterdir()] == ['clip.s2d']  # no temporary left behind
+def test_version_1_files_are_still_read(stream):
+    s, q = stream
+    one = bs.S2DStream(**{**s.__dict__, 'segments': [bs.Segment(0, SPLIT, s.segments[0].qp,
+                                                                 s.segments[0].key_frame, s.segments[0].keypoints)]})
+    with bs.S2DFile(pack_v1(one)) as handle:
+        assert handle.version == 1 and handle.load() == one
+    np.testing.assert_array_equal(decode_all(pack_v1(one)), q[:SPLIT])
+    with pytest.raises(bs.BitstreamError, match='unexpected bytes after segment 0'):
+        bs.parse(pack_v1(one) + b'\x00')
+
+
+def test_seek_reads_only_the_wanted_segment(stream, tmp_path):
+    """With the first segment's payload destroyed, the index still opens the file and the second segment reads."""
+    s, _ = stream
+    data = bytearray(bs.pack(s))
+    first_key = bs.PREAMBLE + bs.SECTION_OVERHEAD + len(s.header_bytes()) + 4
+    data[first_key + 5] ^= 0xFF
+    path = tmp_path / 'damaged.s2d'
+    path.write_bytes(bytes(data))
+    with bs.S2DFile(path) as handle:
+        assert [seg.start_frame for seg in handle.stream.segments] == [0, SPLIT]
+        assert handle.segment(1) == s.segments[1]
+        with pytest.raises(bs.BitstreamError, match='CRC mismatch in the key frame section'):
+            handle.segment(0)
 
 
 def test_clear_errors(stream):
@@ -69,7 +109,7 @@ def test_clear_errors(stream):
     with pytest.raises(bs.BitstreamError, match='CRC mismatch in the key frame section'):
         pos = bs.PREAMBLE + bs.SECTION_OVERHEAD + len(s.header_bytes()) + 4 + 10
         bs.parse(data[:pos] + bytes([data[pos] ^ 1]) + data[pos + 1:])
-    with pytest.raises(bs.BitstreamError, match='unexpected bytes after the last section'):
+    with pytest.raises(bs.BitstreamError, match='index footer'):
         bs.parse(data + b'\x00')
     with pytest.raises(bs.BitstreamError, match='made with model weights 0102030405060708'):
         bs.check_weights(s, b'\x00' * 8)
@@ -80,12 +120,36 @@ def test_clear_errors(stream):
     bad = bs.S2DStream(**{**s.__dict__, 'key_codec': 'x265', 'width': 70000})
     with pytest.raises(bs.BitstreamError, match=r"frame size 70000x64.*codec 'x265'"):
         bs.pack(bad)
+    gap = bs.S2DStream(**{**s.__dict__, 'segments': [s.segments[0], bs.Segment(SPLIT + 1, 3, 42, b'k', b'')]})
+    with pytest.raises(bs.BitstreamError, match='must be non-empty and follow each other'):
+        bs.pack(gap)
+
+
+def test_inconsistent_index_is_refused(stream):
+    """An index whose offsets or frame ranges do not match the file (CRC recomputed) is refused on open."""
+    s, _ = stream
+    data = bs.pack(s)
+    index_offset, _ = bs.FOOTER.unpack(data[-bs.FOOTER.size:])
+    payload = bytearray(data[index_offset + 4:-bs.FOOTER.size - 4])
+    for field, value, message in ((13, 1, 'offsets do not follow'),         # first segment's offset
+                                  (4 + bs._INDEX_ENTRY.size, SPLIT + 2, 'follow each other')):  # second segment's start frame
+        forged = bytearray(payload)
+        struct.pack_into('<I', forged, field, value)
+        rebuilt = data[:index_offset] + bs._section(bytes(forged)) + data[-bs.FOOTER.size:]
+        with pytest.raises(bs.BitstreamError, match=message):
+            bs.parse(rebuilt)
 
 
 def boundaries(s):
-    header = bs.PREAMBLE + bs.SECTION_OVERHEAD + len(s.header_bytes())
-    key = header + bs.SECTION_OVERHEAD + len(s.key_frame)
-    points = [0, 4, bs.PREAMBLE, header, key, key + bs.SECTION_OVERHEAD + len(s.keypoints)]
+    points = [0, 4, bs.PREAMBLE]
+    pos = bs.PREAMBLE + bs.SECTION_OVERHEAD + len(s.header_bytes())
+    points.append(pos)
+    for segment in s.segments:
+        pos += bs.SECTION_OVERHEAD + len(segment.key_frame)
+        points.append(pos)
+        pos += bs.SECTION_OVERHEAD + len(segment.keypoints)
+        points.append(pos)
+    points += [pos + bs.SECTION_OVERHEAD + 4 + bs._INDEX_ENTRY.size * len(s.segments)]
     return sorted({p + d for p in points for d in (-4, -1, 0, 1, 4)})
 
 
@@ -122,13 +186,14 @@ def test_fuzz_payloads_behind_valid_crcs(stream):
     rng = np.random.default_rng(3)
     outcomes = set()
     for case in range(200):
-        payload = bytearray(s.keypoints)
+        payload = bytearray(s.segments[1].keypoints)
         if case % 2:
             payload = bytearray(rng.integers(0, 256, 4 * int(rng.integers(0, 40)), dtype=np.uint8))
         else:
             for pos in rng.integers(0, len(payload), 3):
                 payload[pos] ^= 1 << int(rng.integers(0, 8))
-        forged = bs.S2DStream(**{**s.__dict__, 'keypoints': bytes(payload)})
+        segment = bs.Segment(**{**s.segments[1].__dict__, 'keypoints': bytes(payload)})
+        forged = bs.S2DStream(**{**s.__dict__, 'segments': [s.segments[0], segment]})
         try:
             q = decode_all(bs.pack(forged))
             assert q.shape == (T, K, 3) and np.abs(q).max() <= kc.MAX_ABS_Q

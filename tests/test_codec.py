@@ -44,7 +44,7 @@ def test_round_trip_is_exact_and_deterministic(checkpoint, coded, frames):
     assert acc.per_frame().sum() == pytest.approx(acc.total_bits)
     assert acc.frame_count == T and acc.kbps == pytest.approx(acc.total_bits * 30 / T / 1000)
     stream = bitstream.parse(data)
-    assert (stream.key_codec, stream.qp, stream.kp_step, stream.frame_count) == ('vvenc', 37, 0.01, T)
+    assert (stream.key_codec, stream.segments[0].qp, stream.kp_step, stream.frame_count) == ('vvenc', 37, 0.01, T)
 
     decoder = Decoder(checkpoint)
     quantized, keypoints = decoder.decode_keypoints(data)

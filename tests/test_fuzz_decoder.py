@@ -1,5 +1,5 @@
 """Seeded, bounded fuzzing of the library decoder (benchmarks/fuzz_decoder.py, issue 11): raw, CRC-valid header,
-key-frame and keypoint mutations; only BitstreamError / VVCError (the documented errors) may come out, no case may
+index, key-frame and keypoint mutations of multi-key-frame and version-1 streams; only BitstreamError / VVCError (the documented errors) may come out, no case may
 take 10 s, and the whole run holds under an address-space limit (RLIMIT_AS, in a subprocess)."""
 import json
 import os
@@ -22,7 +22,7 @@ def test_fuzzed_bitstreams_end_in_documented_errors_within_bounds(tmp_path):
     assert report['max_case_seconds'] < 10
     assert report['peak_rss_bytes'] < 2 * 2 ** 30
     kinds = report['outcomes']
-    assert set(kinds) == {'raw', 'header', 'key_frame', 'keypoints', 'combined'}
+    assert set(kinds) == {'raw', 'header', 'index', 'key_frame', 'keypoints', 'combined'}
     # the CRC-valid mutations reach past the CRC checks: some are decoded, some fail in the key frame decoder
     assert sum(k.get('decoded', 0) for k in kinds.values()) > 0 and kinds['key_frame'].get('VVCError', 0) > 0
     assert 'bad outcomes: 0' in proc.stdout

@@ -91,6 +91,13 @@ def plot_keypoints(keypoints, key_frame, path):
     plt.close(fig)
 
 
+def _inter_frame_bits(account):
+    """Mean keypoint bits of the frames that are not key frames (None if there are none)."""
+    keys = set(account.key_frames)
+    inter = [bits for frame, bits in enumerate(account.keypoint_bits) if frame not in keys]
+    return float(np.mean(inter)) if inter else None
+
+
 def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='cpu', crop='person'):
     """Encode + decode one clip, compare with the VVC anchor and the frozen key frame, write every output.
 
@@ -140,7 +147,7 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
     codecs = {
         'sparse2dense': (decoded, account.total_bits),
         f'vvc_anchor_{anchor.backend}': (anchor.frames, anchor.bits),
-        'frozen_key_frame': (frozen, account.key_frame_bits + account.header_bits),
+        'frozen_key_frame': (frozen, account.key_frame_bits[0] + account.header_bits),
     }
     landmarks = suite.motion_landmarks(frames)              # the teacher on the original, once
     results = {}
@@ -166,9 +173,11 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
         'size': list(encoder.size), 'checkpoint': os.path.abspath(checkpoint),
         'weights_id': encoder.models.weights_id.hex(), 'key_frame_encoder': encoder.vvc,
         'key_frame_qp': encoder.qp, 'kp_step': encoder.kp_step,
-        'bits_split': {'header': account.header_bits, 'key_frame': account.key_frame_bits,
-                       'keypoints': float(sum(account.keypoint_bits) + account.keypoint_overhead_bits)},
-        'keypoint_bits_per_inter_frame': float(np.mean(account.keypoint_bits[1:])) if len(frames) > 1 else None,
+        'key_frames': account.key_frames,
+        'bits_split': {'header': account.header_bits, 'key_frames': sum(account.key_frame_bits),
+                       'keypoints': float(sum(account.keypoint_bits) + sum(account.keypoint_overhead_bits)),
+                       'index': account.index_bits},
+        'keypoint_bits_per_inter_frame': _inter_frame_bits(account),
         'results': results, 'anchor_qps_tried': anchor_tried,
         'encode_fps': len(frames) / encode_seconds, 'decode_fps': len(frames) / decode_seconds,
         'metrics_protocol': 'per frame on RGB at the model size, mean over the clip (VMAF: libvmaf vmaf_v0.6.1 '
