@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 #: refresh thresholds tried, dB (inf: key frames only at scene cuts; frames are still rendered to measure quality)
-THRESHOLDS = (math.inf, 6.0, 3.0)
+THRESHOLDS = (math.inf, 8.0, 5.0, 3.0)
 QP_RANGE = (17, 63)
 TOLERANCE = 0.10
 MAX_TRIALS_PER_THRESHOLD = 6

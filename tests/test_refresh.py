@@ -9,7 +9,7 @@ import torch
 import codec as cli
 from coding import bitstream
 from coding.codec import Decoder, Encoder
-from coding.rate_control import encode_at_rate
+from coding.rate_control import MAX_TRIALS_PER_THRESHOLD, THRESHOLDS, encode_at_rate
 from coding.scene import is_scene_cut
 from modules.render import frames_to_tensor, psnr_rgb
 from tools.crop import CropBox, apply_crop
@@ -129,7 +129,7 @@ def test_rate_control_lands_within_ten_percent(checkpoint):
         assert result.within_tolerance and abs(result.kbps / target - 1) <= 0.10, result.trials
         assert encoder.account.kbps == pytest.approx(result.kbps) and 8 * len(result.data) == encoder.account.total_bits
         assert (encoder.qp, encoder.refresh_threshold) == (result.qp, result.threshold)
-        assert len(result.trials) <= 3 * 6
+        assert len(result.trials) <= len(THRESHOLDS) * MAX_TRIALS_PER_THRESHOLD
     with pytest.raises(ValueError, match='positive'):
         encode_at_rate(encoder, frames, 30, -1)
 
