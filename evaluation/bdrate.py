@@ -111,3 +111,18 @@ def bd_rate(rate_anchor, quality_anchor, rate_test, quality_test, min_overlap=DE
     value = bjontegaard.bd_rate(ra, qa, rt, qt, method=INTERPOLATION, require_matching_points=False,
                                 min_overlap=0.0)
     return BDResult(float(value), '', overlap)
+
+
+def pareto_front(rates, qualities):
+    """Indices of the operating points no other point beats (lower or equal rate and higher quality), by rate.
+
+    Args: rates: kbps per point; qualities: higher-is-better quality per point (None: the point is skipped).
+    Returns: list of indices, rates increasing and qualities strictly increasing.
+    """
+    order = sorted((r, -q, i) for i, (r, q) in enumerate(zip(rates, qualities)) if r is not None and q is not None)
+    front, best = [], -float('inf')
+    for _, negative, index in order:
+        if -negative > best:
+            front.append(index)
+            best = -negative
+    return front

@@ -9,6 +9,8 @@
       key_qps: [22, 32, 42, 52]   # key-reference frame QPs of the generative codec (and the frozen baseline)
       anchor_qps: [37, 42, 47, 52]  # VVC anchor QPs (whole sequence, low delay)
       kp_steps: null              # keypoint quantisation steps to sweep (null: [codec_params.kp_step])
+      refresh_thresholds: [null]  # key-frame refresh thresholds to sweep with key_qps, dB (null: key frames only at
+                                  # scene cuts); more than one: the s2d curve is each clip's Pareto front
       vvc_backend: auto           # auto (vtm when VTM_ENCODER/VTM_DECODER/VTM_CFG_DIR are set, else vvenc)
       metrics: [psnr, psnr_yuv, ssim, ms_ssim, vmaf, dists, lpips_vgg, lpips_alex, fvd, motion]
                                   # motion: motion fidelity (evaluation/motion.py), reported per point, no BD-rate
@@ -21,7 +23,7 @@ from coding import vvc
 from evaluation.metrics import ALL_METRICS
 
 DEFAULTS = dict(root_dir=None, videos=None, num_frames=150, fps=None, key_qps=[22, 32, 42, 52],
-                anchor_qps=[37, 42, 47, 52], kp_steps=None, vvc_backend='auto', metrics=list(ALL_METRICS),
+                anchor_qps=[37, 42, 47, 52], kp_steps=None, refresh_thresholds=[None], vvc_backend='auto', metrics=list(ALL_METRICS),
                 bd_min_overlap=0.75, fvd_stride=16, vertex_min_confidence=0.5, batch_size=8)
 
 
@@ -65,6 +67,12 @@ def rd_params(config):
         params['kp_steps'] = [(config.get('codec_params') or {}).get('kp_step')]
     elif not isinstance(params['kp_steps'], (list, tuple)) or not params['kp_steps']:
         raise ValueError(f"rd_params.kp_steps must be null or a non-empty list, got {params['kp_steps']!r}")
+    thresholds = params['refresh_thresholds']
+    if (not isinstance(thresholds, (list, tuple)) or not thresholds
+            or any(t is not None and not (isinstance(t, (int, float)) and t >= 0) for t in thresholds)):
+        raise ValueError(f"rd_params.refresh_thresholds must be a non-empty list of null (no refresh) or numbers "
+                         f">= 0 (dB), got {thresholds!r}")
+    params['refresh_thresholds'] = sorted(set(thresholds), key=lambda t: (t is not None, -(t or 0)))
     if not 0 <= params['bd_min_overlap'] <= 1:
         raise ValueError(f"rd_params.bd_min_overlap must be in [0, 1], got {params['bd_min_overlap']!r}")
     return params

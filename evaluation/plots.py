@@ -1,6 +1,7 @@
 """RD plots (PNG, matplotlib): quality on the paper's higher-is-better scale against kbps, one line per codec.
 
-The uncompressed reconstruction has no rate: it is drawn as a dashed horizontal line (the quality ceiling).
+The uncompressed reconstruction has no rate: it is drawn as a dashed horizontal line (the quality ceiling). A curve
+swept over key QP x refresh threshold is drawn as its Pareto front, its other operating points as faint dots.
 """
 import io
 from pathlib import Path
@@ -10,7 +11,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (backend chosen first: no display here)
 
-from evaluation.bdrate import quality_label, to_quality  # noqa: E402
+from evaluation.bdrate import pareto_front, quality_label, to_quality  # noqa: E402
 from video_io import atomic_path  # noqa: E402
 
 # Paper Figure 4 order: 1-DISTS, 1-LPIPS, 5000-FVD; then VMAF, MS-SSIM, PSNR and the other offline metrics.
@@ -35,6 +36,14 @@ def plot_rd(summary, metric, path):
         if curve['codec'] == 'reconstruction':
             axis.axhline(float(to_quality(metric, [points[0][metric]])[0]), linestyle='--', color='grey',
                          label=curve['label'])
+            continue
+        if curve.get('pareto'):           # a sweep: every operating point faint, its Pareto front as the curve
+            line = axis.scatter([p['kbps'] for p in points], to_quality(metric, [p[metric] for p in points]), s=10,
+                                alpha=0.35)
+            quality = [float(q) for q in to_quality(metric, [p[metric] for p in points])]
+            points = [points[i] for i in pareto_front([p['kbps'] for p in points], quality)]
+            axis.plot([p['kbps'] for p in points], to_quality(metric, [p[metric] for p in points]), marker='o',
+                      label=curve['label'], color=line.get_facecolor()[0][:3])
             continue
         points = sorted(points, key=lambda p: p['kbps'])
         axis.plot([p['kbps'] for p in points], to_quality(metric, [p[metric] for p in points]), marker='o',

@@ -34,8 +34,9 @@ import torch
 from tqdm import tqdm
 
 from coding import vvc
+from coding.bitstream import VERSION as BITSTREAM_VERSION
 from coding.codec import Decoder, Encoder
-from evaluation.bdrate import bd_rate, quality_label, to_quality
+from evaluation.bdrate import bd_rate, pareto_front, quality_label, to_quality
 from evaluation.fvd import CLIP_LENGTH, frechet_distance
 from evaluation.metrics import NON_SCALAR, MetricSuite
 from evaluation.motion import FIELDS as MOTION_FIELDS
@@ -70,12 +71,14 @@ class Point:
         kp_step: keypoint quantisation step of s2d (None: the codec's default), else None.
         curve: name of the RD curve the point belongs to ('s2d', 's2d_kp0.05', 'anchor', ...).
         label: plot / table label.
+        threshold: key-frame refresh threshold of s2d in dB (None: key frames only at scene cuts), else None.
     """
     codec: str
     qp: object
     kp_step: object
     curve: str
     label: str
+    threshold: object = None
 
 
 def machine_description():
@@ -134,10 +137,13 @@ class RDEvaluation:
         if 'reconstruction' in self.codecs:
             points.append(Point('reconstruction', None, None, 'reconstruction', 'Reconstruction (uncompressed)'))
         if 's2d' in self.codecs:
+            thresholds = self.params['refresh_thresholds']
+            sweep = ' (Pareto front over key QP x refresh threshold)' if len(thresholds) > 1 else ''
             for step in steps:
                 curve, label = ('s2d', 'Sparse2Dense') if len(steps) == 1 else \
                     (f's2d_kp{step}', f'Sparse2Dense (kp_step {step})')
-                points += [Point('s2d', qp, step, curve, label) for qp in self.params['key_qps']]
+                points += [Point('s2d', qp, step, curve, label + sweep, threshold)
+                           for threshold in thresholds for qp in self.params['key_qps']]
         if 'frozen' in self.codecs:
             points += [Point('frozen', qp, None, 'frozen', 'Frozen key frame') for qp in self.params['key_qps']]
         if ANCHOR in self.codecs:
@@ -148,10 +154,11 @@ class RDEvaluation:
     # ---- cache ------------------------------------------------------------------------------------------------
     def _cache_file(self, point, sequence):
         qp = 'none' if point.qp is None else point.qp
-        return self.out / 'cache' / point.curve / f'{sequence}_qp{qp}.json'
+        return self.out / 'cache' / point.curve / f'{sequence}_qp{qp}{_threshold_suffix(point)}.json'
 
     def _key(self, point, seq, frames_hash):
-        return dict(codec=point.codec, qp=point.qp, kp_step=point.kp_step, sequence=seq.name,
+        return dict(codec=point.codec, qp=point.qp, kp_step=point.kp_step, threshold=point.threshold,
+                    bitstream_version=BITSTREAM_VERSION if point.codec == 's2d' else None, sequence=seq.name,
                     frames=len(seq.frames), frames_sha256=frames_hash,
                     backend=None if point.codec == 'reconstruction' else self.backend,
                     weights_id=self.weights_id if point.codec in ('s2d', 'reconstruction') else None)
@@ -197,7 +204,7 @@ class RDEvaluation:
 
     # ---- coding -----------------------------------------------------------------------------------------------
     def _bitstream_path(self, point, seq, suffix):
-        return self.out / 'bitstreams' / point.curve / f'{seq.name}_qp{point.qp}{suffix}'
+        return self.out / 'bitstreams' / point.curve / f'{seq.name}_qp{point.qp}{_threshold_suffix(point)}{suffix}'
 
     def _code(self, point, seq, fps):
         """Run one point -> (decoded frames (T, H, W, 3) uint8, vertices (T, N, 2) | None, bits | None,
@@ -207,7 +214,8 @@ class RDEvaluation:
             return result['frames'], result['vertices'], None, None, dict(
                 render_s=result['seconds'], vertex_head_s=result['vertex_head_seconds'])
         if point.codec == 's2d':
-            encoder = Encoder(self.checkpoint_path, self.device, point.kp_step, point.qp, self.backend)
+            encoder = Encoder(self.checkpoint_path, self.device, point.kp_step, point.qp, self.backend,
+                              refresh_threshold=point.threshold)
             start = time.perf_counter()
             bitstream = encoder.encode(seq.frames, fps=seq.fps or fps)
             encode_s = time.perf_counter() - start
@@ -244,7 +252,7 @@ class RDEvaluation:
             return record
         frames, vertices, bits, bitstream, seconds = self._code(point, seq, fps)
         record = dict(key=key, codec=point.codec, curve=point.curve, label=point.label, qp=point.qp,
-                      kp_step=point.kp_step, sequence=seq.name, frames=len(seq.frames), bits=bits,
+                      kp_step=point.kp_step, threshold=point.threshold, sequence=seq.name, frames=len(seq.frames), bits=bits,
                       fps_native=fps_native, backend=key['backend'],
                       bitstream=str(bitstream.relative_to(self.out)) if bitstream else None,
                       metrics=self.suite.sequence(seq.frames, frames, fps), seconds=seconds,
@@ -308,6 +316,7 @@ class RDEvaluation:
                        epoch=self.models.epoch, weights_id=self.weights_id, vvc=vvc.get_backend(self.backend).description(),
                        frame_shape=list(self.dataset.frame_shape), num_frames=self.params['num_frames'],
                        fps=self.params['fps'], sequences=sorted({r['sequence'] for r in records}),
+                       bd_min_overlap=self.params['bd_min_overlap'],
                        protocol=self.suite.protocol(self.dataset.frame_shape[:2]))
         figures = {}
         for metric in PLOT_METRICS:
@@ -318,6 +327,10 @@ class RDEvaluation:
             tmp.write_text(summary_md)
         write_json(self.out / 'summary.json', dict(context=context, **summary))
         _log_tensorboard(self.out / 'tensorboard', summary, summary_md, figures)
+
+
+def _threshold_suffix(point):
+    return '' if point.threshold is None else f'_r{point.threshold:g}'
 
 
 def _save_bytes(path, data):
@@ -337,7 +350,7 @@ def result_row(record, forced_fps):
     fps = forced_fps or record['fps_native']
     bits = record['bits']
     row = dict(codec=record['curve'], label=record['label'], qp=record['qp'], kp_step=record['kp_step'],
-               sequence=record['sequence'], frames=record['frames'], bits=bits,
+               refresh_threshold=record.get('threshold'), sequence=record['sequence'], frames=record['frames'], bits=bits,
                bits_per_frame=None if bits is None else bits / record['frames'],
                fps_native=record['fps_native'],
                kbps_native=None if bits is None or not record['fps_native'] else
@@ -387,13 +400,14 @@ def summarize(records, out, params, suite):
     curves = {}
     for record, row in zip(records, rows):
         curve = curves.setdefault(record['curve'], dict(label=record['label'], codec=record['codec'], points={}))
-        curve['points'].setdefault(record['qp'], []).append((record, row))
+        curve['points'].setdefault((record['qp'], record.get('threshold')), []).append((record, row))
     has_fvd = 'fvd' in suite.available
     unavailable = {name: str(why) for name, why in suite.unavailable.items()}
     for curve in curves.values():
         points = []
-        for qp, members in curve['points'].items():
-            point = dict(qp=qp, sequences=len(members))
+        curve['pareto'] = len({threshold for _, threshold in curve['points']}) > 1
+        for (qp, threshold), members in curve['points'].items():
+            point = dict(qp=qp, threshold=threshold, sequences=len(members))
             for field in ('kbps', 'kbps_native', 'bits_per_frame') + tuple(metrics) + VERTEX_FIELDS:
                 point[field] = _mean(row.get(field) for _, row in members)
             if 'motion' in suite.available:
@@ -418,22 +432,33 @@ def summarize(records, out, params, suite):
             continue
         result['bd_rate'][name] = {}
         for metric in quality_metrics:
+            tested = _operating_points(curve['points'], metric, curve['pareto'])
             bd = bd_rate([p['kbps'] for p in anchor], to_quality(metric, [p[metric] for p in anchor]),
-                         [p['kbps'] for p in curve['points']],
-                         to_quality(metric, [p[metric] for p in curve['points']]), params['bd_min_overlap'])
+                         [p['kbps'] for p in tested], to_quality(metric, [p[metric] for p in tested]),
+                         params['bd_min_overlap'])
             result['bd_rate'][name][metric] = dict(value=bd.bd_rate, reason=bd.reason, overlap=bd.overlap)
-        result['bd_rate_per_sequence'][name] = _per_sequence_bd(rows, name, metrics, params['bd_min_overlap'])
+        result['bd_rate_per_sequence'][name] = _per_sequence_bd(rows, name, metrics, params['bd_min_overlap'],
+                                                                curve['pareto'])
     return result
 
 
-def _per_sequence_bd(rows, curve, metrics, min_overlap):
+def _operating_points(points, metric, pareto):
+    """The points a BD-rate uses: all (sorted by QP as before) or, for a sweep, the Pareto front in rate and the
+    metric's quality (points of one sequence, or means over sequences; dicts with 'kbps' and the metric)."""
+    if not pareto:
+        return sorted(points, key=lambda p: (p['qp'] is None, p['qp'] or 0))
+    quality = [None if p.get(metric) is None else float(to_quality(metric, [p[metric]])[0]) for p in points]
+    return [points[i] for i in pareto_front([p['kbps'] for p in points], quality)]
+
+
+def _per_sequence_bd(rows, curve, metrics, min_overlap, pareto=False):
     out = {}
     sequences = sorted({r['sequence'] for r in rows})
     for metric in metrics:
         values, reasons = [], []
         for seq in sequences:
-            a = sorted((r for r in rows if r['codec'] == ANCHOR and r['sequence'] == seq), key=lambda r: r['qp'])
-            t = sorted((r for r in rows if r['codec'] == curve and r['sequence'] == seq), key=lambda r: r['qp'])
+            a = _operating_points([r for r in rows if r['codec'] == ANCHOR and r['sequence'] == seq], metric, False)
+            t = _operating_points([r for r in rows if r['codec'] == curve and r['sequence'] == seq], metric, pareto)
             bd = bd_rate([r['kbps'] for r in a], to_quality(metric, [r[metric] for r in a]),
                          [r['kbps'] for r in t], to_quality(metric, [r[metric] for r in t]), min_overlap)
             if bd.bd_rate is None:
@@ -468,6 +493,13 @@ def _bd_table(bd_rates, curves, metrics, note_prefix):
     return lines + [''] + [f'[{note_prefix}{i}] {note}' for i, note in enumerate(notes, 1)]
 
 
+def _point_name(point):
+    """'42', '42, refresh 5 dB' or '-' (no QP)."""
+    if point['qp'] is None:
+        return '-'
+    return str(point['qp']) + ('' if point.get('threshold') is None else f", refresh {point['threshold']:g} dB")
+
+
 def render_summary(summary, context, plotted):
     """summary.md text: context, Table 1 (BD-rate vs the anchor), mean rate / quality per QP, notes."""
     metrics = summary['metrics']
@@ -481,7 +513,12 @@ def render_summary(summary, context, plotted):
                            "rate)" if context['fps'] else "at each clip's own frame rate"),
              '- BD-rate: bjontegaard package, piecewise cubic (pchip) interpolation of log-rate over quality, '
              'overlap interval only (no extrapolation); lower-is-better metrics as 1-DISTS, 1-LPIPS, 5000-FVD; '
-             'negative = bits saved against the VVC anchor.', '', '## Metric protocol', '']
+             'negative = bits saved against the VVC anchor.',
+             f"- overlap rule: a BD-rate is computed only where the two curves' quality ranges overlap on at least "
+             f"{context['bd_min_overlap']:.0%} of their union (else n/a with the overlap); a curve swept over key "
+             "QP x refresh threshold enters as its Pareto front (rate vs that metric's quality), per sequence for the "
+             "per-sequence table and over the sequence means for the average-curve table.",
+             '', '## Metric protocol', '']
     lines += [f'- {line}' for line in context['protocol']]
     lines += ['', '## BD-rate against the VVC anchor (test-set average curves)', '']
     if summary['bd_rate']:
@@ -496,7 +533,7 @@ def render_summary(summary, context, plotted):
     lines.append('|---' * (len(columns) + 2) + '|')
     for curve in summary['curves'].values():
         for point in curve['points']:
-            lines.append(f"| {curve['label']} | {point['qp'] if point['qp'] is not None else '-'} | "
+            lines.append(f"| {curve['label']} | {_point_name(point)} | "
                          + ' | '.join(_fmt(point.get(c)) for c in columns) + ' |')
     motion_points = [(curve, p) for curve in summary['curves'].values() for p in curve['points']
                      if 'mouth_corr' in p]

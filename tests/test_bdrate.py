@@ -51,3 +51,11 @@ def test_no_overlap_or_non_monotonic_curves_are_refused_with_a_reason():
     assert single.bd_rate is None and 'at least 2' in single.reason
     with pytest.raises(ValueError, match='equal-length'):
         bd_rate(RATES, PSNR[:3], RATES, PSNR)
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    from evaluation.bdrate import pareto_front
+    rates = [10, 5, 20, 7, 30, None]
+    quality = [30, 28, 29, 31, 35, 40]          # 10 kbps / 30 is beaten by 7 kbps / 31; 20 / 29 by both
+    assert pareto_front(rates, quality) == [1, 3, 4]
+    assert pareto_front([1, 1], [2, 3]) == [1]

@@ -148,3 +148,24 @@ def test_vertex_accuracy_in_pixels_on_confident_labels_only():
     assert vertex_accuracy(predicted, teacher, confidence * 0, height, width)['vertex_error_px'] is None
     with pytest.raises(ValueError, match='num_vertices'):
         vertex_accuracy(predicted[:, :3], teacher, confidence, height, width)
+
+
+def test_refresh_threshold_sweep_takes_the_pareto_front(rd_setup):
+    """Sweeping the refresh threshold with the key QP: one s2d point per (QP, threshold), more key frames (bits) at
+    0 dB, and BD-rates computed on each clip's Pareto front (the summary states the overlap rule)."""
+    config, checkpoint, out = rd_setup
+    config['rd_params'].update(num_frames=6, key_qps=[42, 52], refresh_thresholds=[None, 0.0], metrics=['psnr'])
+    result = RDEvaluation(config, checkpoint, out, codecs=('s2d', 'anchor')).run()
+    rows = [r for r in _rows(out / 'results.csv') if r['codec'] == 's2d']
+    assert sorted((r['qp'], r['refresh_threshold']) for r in rows) == [('42', ''), ('42', '0.0'), ('52', ''),
+                                                                       ('52', '0.0')]
+    by_point = {(r['qp'], r['refresh_threshold']): r for r in rows}
+    assert int(by_point[('42', '0.0')]['bits']) > int(by_point[('42', '')]['bits'])      # refreshes cost key frames
+    curve = result['summary']['curves']['s2d']
+    assert curve['pareto'] and 'Pareto front' in curve['label']
+    from evaluation.rd import _operating_points
+    front = _operating_points(curve['points'], 'psnr', True)
+    assert all(a['kbps'] < b['kbps'] and a['psnr'] < b['psnr'] for a, b in zip(front, front[1:]))
+    assert set(map(id, front)) <= set(map(id, curve['points']))
+    summary = (out / 'summary.md').read_text()
+    assert 'overlap rule' in summary and '42, refresh 0 dB' in summary

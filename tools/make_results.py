@@ -58,7 +58,7 @@ def quality_floor(results_csv):
     """
     with open(results_csv) as handle:
         rows = [r for r in csv.DictReader(handle) if r['codec'] in ('s2d', 'frozen') and r['qp']
-                and int(r['qp']) in FLOOR_QPS]
+                and int(r['qp']) in FLOOR_QPS and not r.get('refresh_threshold')]
     table = {}
     for r in rows:
         table.setdefault((r['codec'], r['sequence']), {}).setdefault(int(r['qp']), r)
@@ -96,7 +96,7 @@ def motion_floor(results_csv):
     """
     with open(results_csv) as handle:
         rows = [r for r in csv.DictReader(handle) if r['codec'] in ('s2d', 'frozen') and r['qp']
-                and int(r['qp']) in FLOOR_QPS]
+                and int(r['qp']) in FLOOR_QPS and not r.get('refresh_threshold')]
     if not rows or any(field not in rows[0] for field in MOTION_FIELDS):
         return ['Motion fidelity: not in results.csv (rd_params.metrics without `motion`).'], None
     table = {(r['codec'], r['sequence'], int(r['qp'])): r for r in rows}
