@@ -1,6 +1,7 @@
 """Shared pytest fixtures: repository paths, the bundled real sample clips, the tiny config, one torch thread."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -25,6 +26,15 @@ def repo_root():
 def samples_dir():
     """``data/samples``: bundled real clips (see data/samples/ATTRIBUTION.md), flat layout."""
     return SAMPLES_DIR
+
+
+def sample_frames(name, count, size=64):
+    """The first ``count`` frames of ``data/samples/<name>.mp4`` (256x256 real footage) resized to size x size:
+    uint8 (count, size, size, 3)."""
+    from tools.crop import CropBox, apply_crop
+    from video_io import read_frames
+    frames, _ = read_frames(SAMPLES_DIR / f'{name}.mp4', range(count))
+    return np.stack([apply_crop(frame, CropBox(0, 0, 256), size) for frame in frames])
 
 
 @pytest.fixture(scope='session')

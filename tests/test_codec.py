@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import sample_frames
 
 import codec as cli
 from coding import bitstream, keypoint_coder
 from coding.codec import Decoder, Encoder, read_video
-from tools.crop import CropBox, apply_crop
 from video_io import probe, read_frames, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,15 +20,13 @@ T = 10
 
 @pytest.fixture(scope='module')
 def checkpoint(tiny_checkpoint):
-    torch.set_num_threads(1)
     return tiny_checkpoint
 
 
 @pytest.fixture(scope='module')
 def frames():
     """T real frames of the head04 sample at the tiny model's 64x64."""
-    clip, _ = read_frames(SAMPLE, range(T))
-    return np.stack([apply_crop(frame, CropBox(0, 0, 256), 64) for frame in clip])
+    return sample_frames('head04', T)
 
 
 @pytest.fixture(scope='module')

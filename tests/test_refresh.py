@@ -1,10 +1,8 @@
 """Key-frame refresh, the multi-key-frame bitstream, seeking and rate control (issue 10), on real clips with a tiny
 random model (config/test-tiny.yaml, 64x64)."""
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
+from conftest import sample_frames
 
 import codec as cli
 from coding import bitstream
@@ -12,28 +10,15 @@ from coding.codec import Decoder, Encoder
 from coding.rate_control import MAX_TRIALS_PER_THRESHOLD, THRESHOLDS, encode_at_rate
 from coding.scene import is_scene_cut
 from modules.render import frames_to_tensor, psnr_rgb
-from tools.crop import CropBox, apply_crop
 from video_io import read_frames, write_video
 
-SAMPLES = Path(__file__).resolve().parents[1] / 'data' / 'samples'
 CUT = 7
-
-
-def clip(name, count):
-    frames, _ = read_frames(SAMPLES / f'{name}.mp4', range(count))
-    return np.stack([apply_crop(frame, CropBox(0, 0, 256), 64) for frame in frames])
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tiny_checkpoint):
-    torch.set_num_threads(1)
-    return tiny_checkpoint
 
 
 @pytest.fixture(scope='module')
 def concatenation():
     """A real cut: 7 frames of head04 (talking head) followed by 6 of full01 (dancer in a studio)."""
-    return clip('head04', CUT), clip('full01', 6)
+    return sample_frames('head04', CUT), sample_frames('full01', 6)
 
 
 def test_scene_cut_detector_on_real_clips(concatenation):
@@ -43,38 +28,38 @@ def test_scene_cut_detector_on_real_clips(concatenation):
         assert not any(is_scene_cut(a, b) for a, b in zip(part[:-1], part[1:]))
 
 
-def test_cut_starts_a_segment_equal_to_coding_the_second_clip_alone(checkpoint, concatenation):
+def test_cut_starts_a_segment_equal_to_coding_the_second_clip_alone(tiny_checkpoint, concatenation):
     first, second = concatenation
-    encoder = Encoder(checkpoint, qp=40)
+    encoder = Encoder(tiny_checkpoint, qp=40)
     data = encoder.encode(np.concatenate([first, second]), fps=30)
     assert encoder.account.key_frames == [0, CUT]
-    decoder = Decoder(checkpoint)
+    decoder = Decoder(tiny_checkpoint)
     decoded = [frame for frame, _ in decoder.decode(data)]
-    alone = [frame for frame, _ in decoder.decode(Encoder(checkpoint, qp=40).encode(second, fps=30))]
+    alone = [frame for frame, _ in decoder.decode(Encoder(tiny_checkpoint, qp=40).encode(second, fps=30))]
     np.testing.assert_array_equal(np.stack(decoded[CUT:]), np.stack(alone))      # nothing leaks across the cut
     stream = bitstream.parse(data)
     assert [(s.start_frame, s.frame_count) for s in stream.segments] == [(0, CUT), (CUT, len(second))]
-    without = Encoder(checkpoint, qp=40, scene_cuts=False)
+    without = Encoder(tiny_checkpoint, qp=40, scene_cuts=False)
     without.encode(np.concatenate([first, second]), fps=30)
     assert without.account.key_frames == [0]
 
 
 @pytest.fixture(scope='module')
-def refreshed(checkpoint):
+def refreshed(tiny_checkpoint):
     """head04 coded with a 0 dB refresh threshold: a key frame whenever a rendered frame is worse than the best
     one rendered from the same key frame (several key frames with the random model)."""
-    frames = clip('head04', 12)
-    encoder = Encoder(checkpoint, qp=45, refresh_threshold=0.0)
+    frames = sample_frames('head04', 12)
+    encoder = Encoder(tiny_checkpoint, qp=45, refresh_threshold=0.0)
     return frames, encoder, encoder.encode(frames, fps=30)
 
 
-def test_refresh_is_closed_loop_and_the_account_adds_up(checkpoint, refreshed):
+def test_refresh_is_closed_loop_and_the_account_adds_up(tiny_checkpoint, refreshed):
     frames, encoder, data = refreshed
     acc = encoder.account
     assert len(acc.key_frames) >= 2 and acc.key_frames[0] == 0
     assert acc.per_frame().sum() == pytest.approx(8 * len(data))
     assert len(acc.key_frame_bits) == len(acc.key_frames) == len(acc.keypoint_overhead_bits)
-    decoded = np.stack([frame for frame, _ in Decoder(checkpoint).decode(data)])
+    decoded = np.stack([frame for frame, _ in Decoder(tiny_checkpoint).decode(data)])
     # the encoder measured exactly what the decoder renders
     measured = psnr_rgb(frames_to_tensor(decoded), frames_to_tensor(frames)).numpy()
     np.testing.assert_allclose(measured, encoder.psnr, atol=1e-4)
@@ -82,13 +67,13 @@ def test_refresh_is_closed_loop_and_the_account_adds_up(checkpoint, refreshed):
     for start, end in zip(acc.key_frames, acc.key_frames[1:] + [len(frames)]):
         kept = measured[start + 1:end]
         assert np.all(kept >= np.maximum.accumulate(kept) - 1e-4)
-    quantized, _ = Decoder(checkpoint).decode_keypoints(data)
+    quantized, _ = Decoder(tiny_checkpoint).decode_keypoints(data)
     np.testing.assert_array_equal(quantized, encoder.quantized)
 
 
-def test_start_frame_decodes_bit_exactly_what_a_full_decode_gives(checkpoint, refreshed, monkeypatch):
+def test_start_frame_decodes_bit_exactly_what_a_full_decode_gives(tiny_checkpoint, refreshed, monkeypatch):
     _, encoder, data = refreshed
-    decoder = Decoder(checkpoint)
+    decoder = Decoder(tiny_checkpoint)
     full = [(f, v) for f, v in decoder.decode(data)]
     keys = encoder.account.key_frames
     for start in (keys[1], keys[1] + 1, len(full) - 1, 0):
@@ -108,22 +93,22 @@ def test_start_frame_decodes_bit_exactly_what_a_full_decode_gives(checkpoint, re
         decoder.decode(data, start_frame=len(full))
 
 
-def test_version_1_bitstream_decodes(checkpoint):
+def test_version_1_bitstream_decodes(tiny_checkpoint):
     """A file written in the version-1 layout (one key frame, no index) still decodes, to the same frames."""
     from test_bitstream import pack_v1
-    frames = clip('head04', 4)
-    data = Encoder(checkpoint, qp=40).encode(frames, fps=30)
+    frames = sample_frames('head04', 4)
+    data = Encoder(tiny_checkpoint, qp=40).encode(frames, fps=30)
     stream = bitstream.parse(data)
     old = pack_v1(stream)
-    decoder = Decoder(checkpoint)
+    decoder = Decoder(tiny_checkpoint)
     for (a, va), (b, vb) in zip(decoder.decode(old), decoder.decode(data)):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(va, vb)
 
 
-def test_rate_control_lands_within_ten_percent(checkpoint):
-    frames = clip('head04', 12)
-    encoder = Encoder(checkpoint)
+def test_rate_control_lands_within_ten_percent(tiny_checkpoint):
+    frames = sample_frames('head04', 12)
+    encoder = Encoder(tiny_checkpoint)
     for target in (15.0, 25.0):
         result = encode_at_rate(encoder, frames, 30, target)
         assert result.within_tolerance and abs(result.kbps / target - 1) <= 0.10, result.trials
@@ -134,12 +119,12 @@ def test_rate_control_lands_within_ten_percent(checkpoint):
         encode_at_rate(encoder, frames, 30, -1)
 
 
-def test_cli_target_rate_account_and_start_frame(checkpoint, tmp_path, capsys):
-    frames = clip('head04', 12)
+def test_cli_target_rate_account_and_start_frame(tiny_checkpoint, tmp_path, capsys):
+    frames = sample_frames('head04', 12)
     video = tmp_path / 'head64.mp4'
     write_video(video, frames, 30)
     out, account = tmp_path / 'h.s2d', tmp_path / 'account.csv'
-    assert cli.main(['encode', '--checkpoint', checkpoint, '--input', str(video), '--output', str(out), '--no-crop',
+    assert cli.main(['encode', '--checkpoint', tiny_checkpoint, '--input', str(video), '--output', str(out), '--no-crop',
                      '--target-kbps', '40', '--account', str(account)]) == 0
     printed = capsys.readouterr().out
     assert 'rate control: target 40 kbps' in printed and 'within +-10 %' in printed and 'key frame at      0' in printed
@@ -147,12 +132,12 @@ def test_cli_target_rate_account_and_start_frame(checkpoint, tmp_path, capsys):
     assert rows[0] == 'frame,key,bits,keypoint_bits,psnr_db' and len(rows) == 13
     assert sum(float(r.split(',')[2]) for r in rows[1:]) == pytest.approx(8 * out.stat().st_size, abs=1)
     recon = tmp_path / 'r.mp4'
-    assert cli.main(['decode', '--checkpoint', checkpoint, '--input', str(out), '--output', str(recon),
+    assert cli.main(['decode', '--checkpoint', tiny_checkpoint, '--input', str(out), '--output', str(recon),
                      '--start-frame', '5']) == 0
     assert '7 frames (frames 5..11)' in capsys.readouterr().out
     decoded, _ = read_frames(recon)
-    full = np.stack([frame for frame, _ in Decoder(checkpoint).decode(out.read_bytes())])
+    full = np.stack([frame for frame, _ in Decoder(tiny_checkpoint).decode(out.read_bytes())])
     np.testing.assert_array_equal(decoded, full[5:])
-    assert cli.main(['decode', '--checkpoint', checkpoint, '--input', str(out), '--output', str(recon),
+    assert cli.main(['decode', '--checkpoint', tiny_checkpoint, '--input', str(out), '--output', str(recon),
                      '--start-frame', '12']) == 2
     assert 'outside the clip' in capsys.readouterr().err
