@@ -2,6 +2,8 @@
 
     python -m benchmarks.bench_codec --checkpoint checkpoints/humans256-cpu.pth [--data DIR] [--frames 100]
         [--kp-step S] [--qp 42] [--device cpu] [--no-render] [--sweep 0.005,0.01,0.02,0.04]
+    python -m benchmarks.bench_codec --long-minutes 10 [--short-seconds 20] [--long-fps 10] [--start-frame N]
+        [--encode-args "..."] [--work-dir DIR | --keep]
 
 Clips: the test split (ted01 ted02 ted03 ted05 head04 full01 full03 full07), read from ``--data``
 (default ``data/humans256/test``, prepared by tools/prepare_dataset.py; resized to the model size); if
@@ -17,6 +19,17 @@ Printed per clip and in total, all at the same ``kp_step`` (identical reconstruc
 - encode and decode frames per second end to end (VVC key frame, keypoint detection, coding;
   parsing, VVC decoding, rendering every frame and its vertices), and the peak resident memory.
 
+``--long-minutes M [--short-seconds S] [--long-fps 10] [--start-frame N]`` (issue 10 item 4) replaces the above:
+the test clips, resampled to ``--long-fps`` at the model size (coding.codec.read_video), are played one after the
+other in the order above, repeated until the length is reached, and written losslessly once (video_io.write_video)
+as an M-minute and an S-second input. Each is coded by ``codec.py encode --no-crop`` and decoded by ``codec.py
+decode`` as separate processes, run through benchmarks/peak_rss.py, which records the process's own peak resident
+memory (VmHWM; not getrusage, whose ru_maxrss on Linux includes the size of the benchmark process that started
+it). Printed: frames, key frames,
+clip boundaries (cuts), kbps, wall time and peak memory of every run, the long / short peak-memory ratio (target:
+within 10 %), and whether ``codec.py decode --start-frame N`` (default: the middle) on the long file gives
+bit-exactly frames N.. of its full decode (the lossless decoded videos compared frame by frame).
+
 ``--sweep``: for each listed kp_step, our keypoint bits per frame and how much the quantization
 changes the decoded frames: PSNR of frames rendered from the quantized keypoints against frames
 rendered from the unquantized ones (same decoded key frame), and the largest keypoint error in
@@ -24,9 +37,14 @@ pixels at the model size. This is the measurement behind the default ``codec_par
 """
 import argparse
 import glob
+import itertools
+import json
 import os
 import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -34,6 +52,7 @@ import torch
 
 from coding import bitstream, gfvc_baseline, keypoint_coder
 from coding.codec import Decoder, Encoder, read_video
+from video_io import iter_frames, write_video
 
 TEST_CLIPS = ('ted01', 'ted02', 'ted03', 'ted05', 'head04', 'full01', 'full03', 'full07')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,7 +146,7 @@ def run_clip(name, path, crop, encoder, decoder, args):
         raise RuntimeError(f'{name}: GFVC-style coder did not reproduce the keypoints')
     kp_enc_s, kp_dec_s = time_keypoint_coding(q, encoder.kp_step)
     row = dict(clip=name, frames=t, fps=float(fps), raw=16 * 3 * q.shape[1],
-               gfvc=8 * len(gfvc_payload) / t, ours=8 * len(stream.keypoints) / t,
+               gfvc=8 * len(gfvc_payload) / t, ours=8 * sum(len(s.keypoints) for s in stream.segments) / t,
                kbps=encoder.account.kbps, enc_fps=t / encode_s, enc_share=kp_enc_s / encode_s)
     if args.no_render:
         row.update(dec_fps=float('nan'), dec_share=float('nan'))
@@ -155,7 +174,24 @@ def main(argv=None):
     parser.add_argument('--no-render', action='store_true', help='skip the decoder (bits and encoder only)')
     parser.add_argument('--sweep', type=lambda text: [float(v) for v in text.split(',')], default=None,
                         help='comma-separated kp_step values: bits vs change of the decoded frames')
+    long = parser.add_argument_group('long input in bounded memory (issue 10 item 4)')
+    long.add_argument('--long-minutes', type=float, default=None,
+                      help='instead of the per-clip benchmark: encode and decode a concatenation of the test clips '
+                           'this long and one --short-seconds long with codec.py, and compare peak memory')
+    long.add_argument('--short-seconds', type=float, default=20.0, help='length of the short input (default 20)')
+    long.add_argument('--long-fps', type=float, default=10.0,
+                      help='frame rate both inputs are resampled to (default 10: 10 minutes = 6000 frames)')
+    long.add_argument('--start-frame', type=int, default=None,
+                      help='frame the seek decode of the long file starts at (default: the middle)')
+    long.add_argument('--encode-args', default='', help='extra codec.py encode options, e.g. "--refresh-threshold 5"')
+    long.add_argument('--work-dir', default=None, help='folder for the inputs, bitstreams, decodes and logs '
+                                                       '(kept; default: a temporary folder, removed)')
+    long.add_argument('--keep', action='store_true', help='keep the temporary folder')
     args = parser.parse_args(argv)
+    if args.long_minutes is not None:
+        if not (args.long_minutes > 0 and args.short_seconds > 0 and args.long_fps > 0):
+            parser.error('--long-minutes, --short-seconds and --long-fps must be > 0')
+        return long_input_benchmark(args)
     if args.sweep and args.no_render:
         parser.error('--sweep renders frames: drop --no-render')
     if args.threads:
@@ -202,6 +238,184 @@ def print_row(r):
     print(f"{r['clip']:8s} {r['frames']:4d} {r['fps']:5.1f} | {r['raw']:7.1f} {r['gfvc']:7.1f} {r['ours']:7.1f} "
           f"{r['ours'] / r['gfvc']:9.3f} | {r['kbps']:6.2f} | {r['enc_fps']:7.1f} {100 * r['enc_share']:7.2f}% | "
           f"{r['dec_fps']:7.1f} {100 * r['dec_share']:7.2f}%")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Long input in bounded memory (issue 10 item 4): --long-minutes M --short-seconds S
+
+def concatenated_clips(clips, size, fps, total):
+    """The first ``total`` frames of the clips played one after the other, in the given order, repeated from the
+    first clip until ``total`` is reached.
+
+    Args:
+        clips: (name, path, crop mode) as from :func:`clip_paths`. size: model frame side in pixels. fps: frame rate
+            each clip is resampled to (coding.codec.read_video; never raised). total: frames wanted (>= 1).
+    Yields: (uint8 (size, size, 3) RGB frame, clip name, True for the first frame of a clip), read one at a time.
+    Raises: ValueError if no clip yields a frame; video_io.VideoReadError for an unreadable clip.
+    """
+    produced = 0
+    while produced < total:
+        before = produced
+        for name, path, crop in clips:
+            frames, _, _ = read_video(path, size, crop=crop, fps=fps)
+            for index, frame in enumerate(frames):
+                yield frame, name, index == 0
+                produced += 1
+                if produced == total:
+                    return
+        if produced == before:
+            raise ValueError(f'the clips {[c[0] for c in clips]} hold no frame')
+
+
+def build_concatenated_input(path, clips, size, fps, total):
+    """Write :func:`concatenated_clips` losslessly (video_io.write_video, H.264 RGB qp 0) to ``path`` at ``fps``.
+
+    Returns: list of (first frame index, clip name), one per clip played (the clip boundaries).
+    Raises: as :func:`concatenated_clips` and video_io.write_video.
+    """
+    starts = []
+
+    def frames():
+        for index, (frame, name, first) in enumerate(concatenated_clips(clips, size, fps, total)):
+            if first:
+                starts.append((index, name))
+            yield frame
+    write_video(path, frames(), fps)
+    return starts
+
+
+def run_with_peak_memory(arguments, work_dir, label, threads=None):
+    """Run ``python codec.py ARGUMENTS`` in the repository as its own process, through benchmarks/peak_rss.py.
+
+    Returns: dict peak_mb (the codec process's own peak RSS, MB: VmHWM, see benchmarks/peak_rss.py), seconds (its
+        wall time), log (path of its stdout + stderr), ru_maxrss_mb (for reference only).
+    Raises: RuntimeError naming the command and the end of its log if it fails.
+    """
+    report = os.path.join(work_dir, f'{label}.json')
+    log = os.path.join(work_dir, f'{label}.log')
+    env = dict(os.environ)
+    if threads:
+        env['OMP_NUM_THREADS'] = str(threads)
+    command = [sys.executable, '-m', 'benchmarks.peak_rss', report, 'codec.py'] + list(arguments)
+    with open(log, 'w') as out:
+        status = subprocess.call(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
+    if status != 0 or not os.path.isfile(report):
+        with open(log) as handle:
+            tail = handle.read()[-3000:]
+        raise RuntimeError(f'{label}: {" ".join(command)} exited with {status}:\n{tail}')
+    with open(report) as handle:
+        result = json.load(handle)
+    result['log'] = log
+    return result
+
+
+def stream_summary(path):
+    """(frames, fps as Fraction, key-frame positions, kbps = file size x 8 over the clip's duration) of a .s2d."""
+    with bitstream.S2DFile(path) as source:
+        stream = source.stream
+        frames = stream.frame_count
+        return (frames, stream.fps, [s.start_frame for s in stream.segments],
+                8 * os.path.getsize(path) * float(stream.fps) / frames / 1000)
+
+
+def compare_decodes(full_video, seek_video, start):
+    """Compare a decode from ``start`` with frames start.. of a full decode (both lossless videos).
+
+    Returns: (frames in the seek decode, frames of the full decode from ``start`` on, how many of them are
+        bit-exactly equal pairwise, index of the first differing frame or None).
+    """
+    full = (frame for _, frame in iter_frames(full_video, itertools.count(start)))
+    seek = (frame for _, frame in iter_frames(seek_video))
+    count_full = count_seek = equal = 0
+    first_diff = None
+    for a, b in itertools.zip_longest(full, seek):
+        count_full += a is not None
+        count_seek += b is not None
+        if a is not None and b is not None and np.array_equal(a, b):
+            equal += 1
+        elif first_diff is None:
+            first_diff = start + max(count_full, count_seek) - 1
+    return count_seek, count_full, equal, first_diff
+
+
+def long_input_benchmark(args):
+    """Encode and decode a long and a short concatenation of the test clips with ``codec.py`` (separate processes),
+    print each process's peak memory, time, frames, kbps and key frames, the long/short memory ratio, and check that
+    ``codec.py decode --start-frame N`` on the long file equals frames N.. of its full decode.
+
+    Returns: dict with 'rows' (one dict per run) and 'seek' (the comparison). Raises RuntimeError if a run fails.
+    """
+    clips = clip_paths(args.data)
+    if not clips:
+        sys.exit(f'no test clips found in {args.data} or ../shared/data/clips')
+    from modules.build import load_inference_models
+    size = load_inference_models(args.checkpoint, 'cpu').config['dataset_params']['frame_shape'][0]
+    lengths = {'short': max(1, round(args.short_seconds * args.long_fps)),
+               'long': max(1, round(args.long_minutes * 60 * args.long_fps))}
+    work = args.work_dir or tempfile.mkdtemp(prefix='s2d_long_')
+    os.makedirs(work, exist_ok=True)
+    common = ['--checkpoint', args.checkpoint, '--device', args.device]
+    print(f'long-input benchmark: clips {" ".join(c[0] for c in clips)} (crop {clips[0][2]}) at {size}x{size}, '
+          f'{args.long_fps:g} fps, repeated in this order; short {lengths["short"]} frames, long {lengths["long"]} '
+          f'frames; checkpoint {args.checkpoint}; work folder {work}', flush=True)
+    rows, summaries = [], {}
+    try:
+        for kind in ('short', 'long'):
+            video = os.path.join(work, f'{kind}.mp4')
+            start = time.perf_counter()
+            starts = build_concatenated_input(video, clips, size, args.long_fps, lengths[kind])
+            print(f'{kind}: {lengths[kind]} frames, {len(starts)} clips played, written in '
+                  f'{time.perf_counter() - start:.0f} s', flush=True)
+            coded = os.path.join(work, f'{kind}.s2d')
+            enc = run_with_peak_memory(['encode', *common, '--input', video, '--output', coded, '--no-crop',
+                                        *args.encode_args.split()], work, f'{kind}-encode', args.threads)
+            frames, fps, keys, kbps = stream_summary(coded)
+            summaries[kind] = (frames, keys)
+            rows.append(dict(run=f'{kind} encode', frames=frames, kbps=kbps, keys=len(keys), cuts=len(starts) - 1,
+                             **enc))
+            print_long_row(rows[-1], header=len(rows) == 1)
+            dec = run_with_peak_memory(['decode', *common, '--input', coded, '--output',
+                                        os.path.join(work, f'{kind}-full.mp4')], work, f'{kind}-decode', args.threads)
+            rows.append(dict(run=f'{kind} decode', frames=frames, kbps=kbps, keys=len(keys), cuts=len(starts) - 1,
+                             **dec))
+            print_long_row(rows[-1])
+        frames, keys = summaries['long']
+        seek_from = frames // 2 if args.start_frame is None else args.start_frame
+        seek = run_with_peak_memory(['decode', *common, '--input', os.path.join(work, 'long.s2d'), '--output',
+                                     os.path.join(work, 'long-seek.mp4'), '--start-frame', str(seek_from)],
+                                    work, 'long-seek', args.threads)
+        rows.append(dict(run=f'long decode from {seek_from}', frames=frames - seek_from, kbps=float('nan'),
+                         keys=sum(1 for k in keys if k > seek_from) + 1, cuts=-1, **seek))
+        print_long_row(rows[-1])
+        by_run = {r['run']: r for r in rows}
+        print('\npeak memory long / short (the codec process alone; target within 10 %):')
+        for step in ('encode', 'decode'):
+            long_mb, short_mb = by_run[f'long {step}']['peak_mb'], by_run[f'short {step}']['peak_mb']
+            print(f'  {step}: {long_mb:.0f} / {short_mb:.0f} MB = {long_mb / short_mb:.3f} '
+                  f'({"within" if long_mb <= 1.1 * short_mb else "NOT within"} 10 %)')
+        key_before = max(k for k in keys if k <= seek_from)
+        count_seek, count_full, equal, first_diff = compare_decodes(
+            os.path.join(work, 'long-full.mp4'), os.path.join(work, 'long-seek.mp4'), seek_from)
+        exact = count_seek == count_full == equal
+        print(f'\n--start-frame {seek_from} (key frame at {key_before}): {count_seek} frames decoded, '
+              f'{equal} of the full decode\'s {count_full} frames {seek_from}.. bit-exactly equal: '
+              + ('BIT-EXACT' if exact else f'DIFFERENT (first difference at frame {first_diff})'))
+        return {'rows': rows, 'seek': dict(start=seek_from, key_frame=key_before, frames=count_seek,
+                                           full_frames=count_full, equal=equal, exact=exact)}
+    finally:
+        if args.work_dir is None and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        elif args.keep or args.work_dir:
+            print(f'files kept in {work}')
+
+
+def print_long_row(row, header=False):
+    if header:
+        print(f"\n{'run':24s} {'frames':>6s} {'key frames':>10s} {'cuts':>5s} {'kbps':>7s} {'time s':>7s} "
+              f"{'peak MB':>8s}")
+    cuts = '' if row['cuts'] < 0 else str(row['cuts'])
+    print(f"{row['run']:24s} {row['frames']:6d} {row['keys']:10d} {cuts:>5s} {row['kbps']:7.3f} "
+          f"{row['seconds']:7.0f} {row['peak_mb']:8.0f}", flush=True)
 
 
 if __name__ == '__main__':
