@@ -127,6 +127,15 @@ class S2DStream:
         """Segment ``i`` (the same call as :meth:`S2DFile.segment`, for a stream already in memory)."""
         return self.segments[i]
 
+    @property
+    def stream(self):
+        """This stream (the same attribute as :attr:`S2DFile.stream`)."""
+        return self
+
+    def load(self):
+        """This stream, every segment in memory (the same call as :meth:`S2DFile.load`)."""
+        return self
+
     def header_bytes(self):
         """The header section's payload. Raises: BitstreamError if a field is out of range."""
         _validate(self)

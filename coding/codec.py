@@ -26,6 +26,7 @@ video there with the data tool's person-centred crop (:mod:`tools.crop`).
 """
 import dataclasses
 import math
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -116,7 +117,6 @@ def _frame_rate(fps):
 
 def _vtm_tools(config, vtm):
     """The caller's VTM tools; a checkpoint's ``codec_params.vtm`` is ignored (files never name programs)."""
-    import warnings
     section = _codec_params(config).get('vtm')
     if section:
         warnings.warn('ignoring codec_params.vtm in the checkpoint\'s config: VTM executables come only from '
@@ -138,7 +138,6 @@ class _OpenSegment:
     qp: int
     key_frame: np.ndarray           # decoded, uint8 (H, W, 3)
     key_bitstream: bytes
-    key_psnr: float
     kp_source: dict
     coder: object
     count: int = 1
@@ -195,7 +194,7 @@ class Encoder:
         self.num_kp = self.models.config['model_params']['common_params']['num_kp']
         self.vtm = _vtm_tools(self.models.config, vtm)
         self.account = self.keypoints = self.quantized = self.key_frame = self.psnr = None
-        self._bits = []
+        self._bits, self._coded_bits = [], 0.0
 
     @property
     def running_kbps(self):
@@ -204,8 +203,7 @@ class Encoder:
             return self.account.kbps
         if not self._bits:
             return 0.0
-        keys = sum(len(s.key_frame) for s in self._segments) + (len(self._open.key_bitstream) if self._open else 0)
-        return (sum(self._bits) + 8 * keys) * float(self._fps) / len(self._bits) / 1000.0
+        return self._coded_bits * float(self._fps) / len(self._bits) / 1000.0
 
     def _check_frame(self, frame, index):
         frame = np.asarray(frame)
@@ -238,7 +236,7 @@ class Encoder:
         self._fps = _frame_rate(fps)
         self._segments, self._open, self._previous = [], None, None
         self._bits, self._quantized, self._psnr, self.key_frame, self.account = [], [], [], None, None
-        self.max_drop = 0.0
+        self._coded_bits, self.max_drop = 0.0, 0.0
         batch = []
         for index, frame in enumerate(frames):
             batch.append(self._check_frame(frame, index))
@@ -331,18 +329,21 @@ class Encoder:
         coder = self.coder.encoder(self.num_kp, self.kp_step)
         psnr = float(_frame_psnr(decoded[None], frame[None])[0])
         self._open = _OpenSegment(start=len(self._bits), qp=key.qp, key_frame=decoded, key_bitstream=key.bitstream,
-                                  key_psnr=psnr, kp_source=self._kp(quantized[None]), coder=coder)
+                                  kp_source=self._kp(quantized[None]), coder=coder)
         if self.key_frame is None:
             self.key_frame = decoded
-        self._bits.append(coder.encode_frame(quantized))
-        self._quantized.append(quantized)
-        self._psnr.append(psnr)
+        self._coded_bits += 8 * len(key.bitstream)
+        self._append(coder.encode_frame(quantized), quantized, psnr)
 
     def _add_frame(self, quantized, psnr):
-        self._bits.append(self._open.coder.encode_frame(quantized))
+        self._append(self._open.coder.encode_frame(quantized), quantized, psnr)
+        self._open.count += 1
+
+    def _append(self, bits, quantized, psnr):
+        self._bits.append(bits)
+        self._coded_bits += bits
         self._quantized.append(quantized)
         self._psnr.append(psnr)
-        self._open.count += 1
 
     def _close_segment(self):
         segment = self._open
@@ -376,11 +377,8 @@ class Decoder:
         Raises: BitstreamError for a malformed file, other model weights, another frame size / keypoint count than
             the model's, an unknown keypoint coder, or a segment claiming more frames than its data can hold.
         """
-        if isinstance(data, (bitstream.S2DFile, bitstream.S2DStream)):
-            source = data
-        else:
-            source = bitstream.S2DFile(data)
-        stream = source.stream if isinstance(source, bitstream.S2DFile) else source
+        source = data if isinstance(data, (bitstream.S2DFile, bitstream.S2DStream)) else bitstream.S2DFile(data)
+        stream = source.stream
         bitstream.check_weights(stream, self.models.weights_id)
         if (stream.height, stream.width) != self.size or stream.num_kp != self.num_kp:
             raise bitstream.BitstreamError(
@@ -395,7 +393,7 @@ class Decoder:
     def parse(self, data):
         """The whole bitstream, parsed and checked (see :meth:`open`). Returns: bitstream.S2DStream."""
         source = self.open(data)
-        stream = source.load() if isinstance(source, bitstream.S2DFile) else source
+        stream = source.load()
         for segment in stream.segments:
             _check_segment_size(stream, segment)
         return stream
@@ -424,7 +422,7 @@ class Decoder:
             ValueError for a start_frame outside the clip; coding.vvc.VVCError if a key frame cannot be decoded.
         """
         source = self.open(data)
-        stream = source.stream if isinstance(source, bitstream.S2DFile) else source
+        stream = source.stream
         first = stream.segment_at(start_frame)
         segment = source.segment(first)
         _check_segment_size(stream, segment)

@@ -29,13 +29,14 @@ QP_PER_OCTAVE = 6.0
 @dataclasses.dataclass
 class Trial:
     """One full encode. qp, threshold (dB), kbps (total), key_kbps (the key frames' VVC sections), psnr (mean dB of
-    the decoder's frames), key_frames (count)."""
+    the decoder's frames), key_frames (count), max_drop (Encoder.max_drop, dB)."""
     qp: int
     threshold: float
     kbps: float
     key_kbps: float
     psnr: float
     key_frames: int
+    max_drop: float
 
 
 @dataclasses.dataclass
@@ -79,25 +80,24 @@ def encode_at_rate(encoder, frames, fps, target_kbps, tolerance=TOLERANCE, thres
     if not 0 < tolerance < 1:
         raise ValueError(f'tolerance must be in (0, 1), got {tolerance}')
     low, high = qp_range
-    trials, cache, drops = [], {}, {}
+    trials, cache = [], {}
     best = None                                  # (score, Trial, data, encoder state)
 
     def run(qp, threshold):
         nonlocal best
         if (qp, threshold) in cache:
             return cache[(qp, threshold)]
-        for (other_qp, other), (trial, max_drop) in drops.items():   # the same stream, coded already
-            if other_qp == qp and threshold < other and max_drop < threshold:
+        for (other_qp, other), trial in list(cache.items()):   # the same stream, coded already
+            if other_qp == qp and threshold < other and trial.max_drop < threshold:
                 cache[(qp, threshold)] = trial
                 return trial
         encoder.qp, encoder.refresh_threshold = qp, threshold
         data = encoder.encode(frames, fps=fps)
         account = encoder.account
         trial = Trial(qp, threshold, account.kbps, account.kbps * sum(account.key_frame_bits) / account.total_bits,
-                      float(np.mean(encoder.psnr)), len(account.key_frames))
+                      float(np.mean(encoder.psnr)), len(account.key_frames), encoder.max_drop)
         trials.append(trial)
         cache[(qp, threshold)] = trial
-        drops[(qp, threshold)] = (trial, encoder.max_drop)
         error = abs(trial.kbps / target_kbps - 1)
         score = (error <= tolerance, trial.psnr if error <= tolerance else -error)
         if best is None or score > best[0]:
