@@ -153,7 +153,7 @@ class Visualizer:
         Args:
             batch: dict with 'source', 'driving' (B, 3, H, W) in [0, 1], 'vertices' (B, N, 2),
                 'vertex_confidence' (B, N).
-            generated: dict with 'kp_source', 'kp_driving' ({'value': (B, K, 3)}), 'prediction' (B, 3, H, W),
+            generated: dict with 'kp_source', 'kp_driving' (keypoint tensors (B, K, 3) in [-1, 1]), 'prediction' (B, 3, H, W),
                 'occlusion_map' (B, 1, h, w), 'vertices' (B, N, 2) and optionally 'deformed' (B, 3, H, W).
         """
         def images(tensor):
@@ -166,8 +166,8 @@ class Visualizer:
                                   mode='bilinear', align_corners=False)
         occlusion = images(occlusion.expand(-1, 3, -1, -1))
         deformed = images(generated['deformed']) if 'deformed' in generated else np.zeros_like(source)
-        kp_source = generated['kp_source']['value'].detach()[:max_rows].float().cpu().numpy()
-        kp_driving = generated['kp_driving']['value'].detach()[:max_rows].float().cpu().numpy()
+        kp_source = generated['kp_source'].detach()[:max_rows].float().cpu().numpy()
+        kp_driving = generated['kp_driving'].detach()[:max_rows].float().cpu().numpy()
         labels = batch['vertices'][:max_rows].detach().float().cpu().numpy()
         confident = batch['vertex_confidence'][:max_rows].detach().cpu().numpy() > 0
         predicted = generated['vertices'].detach()[:max_rows].float().cpu().numpy()

@@ -105,15 +105,15 @@ def kp_step_sweep(frames, encoder, decoder, steps):
     def tensor(x):
         return torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2).float() / 255
 
-    kp = torch.cat([encoder.models.kp_detector(tensor(encoder.key_frame[None]))['value']]
-                   + [encoder.models.kp_detector(tensor(frames[i:i + 8]))['value'] for i in range(1, len(frames), 8)])
+    kp = torch.cat([encoder.models.kp_detector(tensor(encoder.key_frame[None]))]
+                   + [encoder.models.kp_detector(tensor(frames[i:i + 8])) for i in range(1, len(frames), 8)])
     kp = kp.cpu().numpy()
     source_features = decoder.models.generator.encode_source(tensor(encoder.key_frame[None]))
 
     def render(points):
-        source = {'value': torch.from_numpy(points[:1]).to(device)}
-        return np.stack([decoder.models.generator.render(source_features, source, {'value': torch.from_numpy(p[None]).to(
-            device)})['prediction'][0].cpu().numpy() for p in points[1:]])
+        source = torch.from_numpy(points[:1]).to(device)
+        return np.stack([decoder.models.generator.render(source_features, source, torch.from_numpy(p[None]).to(
+            device))['prediction'][0].cpu().numpy() for p in points[1:]])
     reference = render(kp)
     result = {}
     for step in steps:

@@ -138,7 +138,7 @@ class _OpenSegment:
     qp: int
     key_frame: np.ndarray           # decoded, uint8 (H, W, 3)
     key_bitstream: bytes
-    kp_source: dict
+    kp_source: torch.Tensor         # the key frame's dequantized keypoints (1, K, 3) in [-1, 1]
     coder: object
     count: int = 1
     features: object = None         # the generator's source encoding, made when first needed
@@ -215,11 +215,11 @@ class Encoder:
 
     @torch.inference_mode()
     def _detect(self, frames):
-        kp = self.models.kp_detector(frames_to_tensor(np.stack(frames), self.models.device))['value']
+        kp = self.models.kp_detector(frames_to_tensor(np.stack(frames), self.models.device))
         return keypoint_coder.quantize(kp.cpu().numpy(), self.kp_step)
 
     def _kp(self, quantized):
-        return {'value': torch.from_numpy(keypoint_coder.dequantize(quantized, self.kp_step)).to(self.models.device)}
+        return torch.from_numpy(keypoint_coder.dequantize(quantized, self.kp_step)).to(self.models.device)
 
     def encode(self, frames, fps=25, progress=None):
         """Encode a clip.
@@ -454,7 +454,7 @@ class Decoder:
     def _segment_frames(self, stream, segment, key_frame, skip):
         """Frames of one segment from its ``skip``-th on (keypoints before it are decoded, not rendered)."""
         device = self.models.device
-        keypoints = ({'value': torch.from_numpy(keypoint_coder.dequantize(q, stream.kp_step))[None].to(device)}
+        keypoints = (torch.from_numpy(keypoint_coder.dequantize(q, stream.kp_step))[None].to(device)
                      for q in _keypoint_frames(stream, segment))
         kp_source = next(keypoints)             # the segment's first keypoints: from its decoded key frame
         if skip:

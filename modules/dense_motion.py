@@ -19,15 +19,14 @@ def sparse_motions(kp_source, kp_driving, spatial_size):
     (a translation: these 3D keypoints carry no Jacobians).
 
     Args:
-        kp_source, kp_driving: ``{'value': (B, K, 3)}`` keypoints in [-1, 1].
+        kp_source, kp_driving: keypoint tensors (B, K, 3) in [-1, 1].
         spatial_size: (D, H, W) of the volume.
     Returns:
         (B, K + 1, D, H, W, 3) sampling grids in normalised (x, y, z); index 0 is the identity grid.
     """
-    src, drv = kp_source['value'], kp_driving['value']
-    grid = make_coordinate_grid(spatial_size, src.dtype, src.device)  # (D, H, W, 3)
-    b, k = src.shape[:2]
-    shift = (src - drv).view(b, k, 1, 1, 1, 3)
+    grid = make_coordinate_grid(spatial_size, kp_source.dtype, kp_source.device)  # (D, H, W, 3)
+    b, k = kp_source.shape[:2]
+    shift = (kp_source - kp_driving).view(b, k, 1, 1, 1, 3)
     per_kp = grid[None, None] + shift
     identity = grid[None, None].expand(b, 1, *grid.shape)
     return torch.cat([identity, per_kp], dim=1)
@@ -36,11 +35,15 @@ def sparse_motions(kp_source, kp_driving, spatial_size):
 def heatmap_difference(kp_source, kp_driving, spatial_size, kp_variance):
     """Gaussian heatmap differences, driving minus source, with a zero background channel (paper Eq. 3).
 
+    Args:
+        kp_source, kp_driving: keypoint tensors (B, K, 3) in [-1, 1].
+        spatial_size: (D, H, W) of the volume.
+        kp_variance: variance of the Gaussians in normalised units.
     Returns:
         (B, K + 1, 1, D, H, W) with values in [-1, 1].
     """
-    heatmap = (kp2gaussian(kp_driving['value'], spatial_size, kp_variance)
-               - kp2gaussian(kp_source['value'], spatial_size, kp_variance))
+    heatmap = (kp2gaussian(kp_driving, spatial_size, kp_variance)
+               - kp2gaussian(kp_source, spatial_size, kp_variance))
     zeros = torch.zeros_like(heatmap[:, :1])
     return torch.cat([zeros, heatmap], dim=1).unsqueeze(2)
 
@@ -59,7 +62,7 @@ class DenseMotionNetwork(nn.Module):
             the CPU config uses 3).
         scale_factor: the motion is estimated on the volume average-pooled by this factor in H and W (1 / integer,
             as FOMM's dense motion ``scale_factor``); deformation and occlusion are upsampled back.
-    Input: feature (B, C, D, h, w); kp_source, kp_driving ``{'value': (B, K, 3)}`` in [-1, 1].
+    Input: feature (B, C, D, h, w); kp_source, kp_driving keypoint tensors (B, K, 3) in [-1, 1].
     Output dict:
         'sparse_motion' (B, K + 1, D, h, w, 3); 'mask' (B, K + 1, D, h, w), softmax over motions (Eq. 4);
         'deformation' (B, D, h, w, 3) sampling grid in normalised coordinates; 'occlusion_map' (B, 1, h, w) in [0, 1].

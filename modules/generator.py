@@ -98,7 +98,7 @@ class OcclusionAwareGenerator(nn.Module):
         Args:
             source_features: from :meth:`encode_source`, batch B or 1 (a single key frame is broadcast to the
                 batch of ``kp_driving``).
-            kp_source, kp_driving: ``{'value': (B, K, 3)}`` keypoints in [-1, 1] (``kp_source`` may have batch 1).
+            kp_source, kp_driving: keypoint tensors (B, K, 3) in [-1, 1] (``kp_source`` may have batch 1).
         Returns:
             dict with 'prediction' (B, 3, H, W) in [0, 1]; 'F_refine' (B, C2, h, w); 'deformation'
             (B, D, h, w, 3); 'occlusion_map' (B, 1, h, w) in [0, 1]; 'mask' (B, K + 1, D, h', w');
@@ -106,10 +106,10 @@ class OcclusionAwareGenerator(nn.Module):
             ``blend_warped_source``, 'deformed' (B, 3, H, W), the warped source, and 'blend_mask' (B, 1, H, W) in
             [0, 1], its weight in the prediction.
         """
-        n = kp_driving['value'].shape[0]
+        n = kp_driving.shape[0]
         volume = source_features['volume']
         volume = volume.expand(n, *volume.shape[1:])
-        kp_source = {'value': kp_source['value'].expand(n, -1, -1)}
+        kp_source = kp_source.expand(n, -1, -1)
         motion = self.dense_motion(volume, kp_source, kp_driving)
         warped = F.grid_sample(volume, motion['deformation'], align_corners=ALIGN_CORNERS)
         flat = self.from_volume(warped.flatten(1, 2))

@@ -22,8 +22,8 @@ class KPDetector(nn.Module):
         reshape_depth: depth D of the 3D volume (16).
         reshape_channel: channels per depth slice after the 2D->3D reshape.
     Input: frame (B, 3, H, W) in [0, 1]; H * scale_factor and W * scale_factor divisible by 2**num_blocks.
-    Output: ``{'value': (B, K, 3)}`` keypoints in [-1, 1] as (x, y, z) (a convex combination of grid points, so the
-    range holds by construction).
+    Output: keypoints (B, K, 3) in [-1, 1] as (x, y, z), same dtype and device as the frame (a convex combination
+    of grid points, so the range holds by construction).
     Raises:
         ValueError: frame size incompatible with ``scale_factor`` / ``num_blocks``.
     """
@@ -54,7 +54,7 @@ class KPDetector(nn.Module):
         return F.softmax(logits.flatten(2) / self.temperature, dim=2).view(shape)
 
     def forward(self, frame):
+        """Keypoints (B, K, 3) in [-1, 1] of frames (B, 3, H, W) in [0, 1] (soft-argmax of :meth:`heatmaps`)."""
         heatmap = self.heatmaps(frame)
         grid = make_coordinate_grid(heatmap.shape[2:], heatmap.dtype, heatmap.device)  # (D, h, w, 3)
-        value = (heatmap.unsqueeze(-1) * grid).sum(dim=(2, 3, 4))
-        return {'value': value}
+        return (heatmap.unsqueeze(-1) * grid).sum(dim=(2, 3, 4))

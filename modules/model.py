@@ -107,20 +107,20 @@ class RandomTransform:
         return F.grid_sample(frame, grid, padding_mode='reflection', align_corners=ALIGN_CORNERS)
 
 
-def keypoint_prior(kp_value, distance=0.1, target_depth=0.33):
+def keypoint_prior(keypoints, distance=0.1, target_depth=0.33):
     """FV2V keypoint prior: pairwise hinge ``sum_{i!=j} max(0, distance - |k_i - k_j|^2)`` plus
     ``|mean depth - target_depth|``, averaged over the batch.
 
     Args:
-        kp_value: (B, K, 3) keypoints in [-1, 1].
+        keypoints: (B, K, 3) keypoints in [-1, 1].
     Returns:
         scalar tensor >= 0.
     """
-    dist2 = ((kp_value[:, :, None] - kp_value[:, None]) ** 2).sum(-1)
-    k = kp_value.shape[1]
-    off_diag = ~torch.eye(k, dtype=torch.bool, device=kp_value.device)
+    dist2 = ((keypoints[:, :, None] - keypoints[:, None]) ** 2).sum(-1)
+    k = keypoints.shape[1]
+    off_diag = ~torch.eye(k, dtype=torch.bool, device=keypoints.device)
     hinge = F.relu(distance - dist2)[:, off_diag].sum(-1)
-    depth = (kp_value[:, :, 2].mean(-1) - target_depth).abs()
+    depth = (keypoints[:, :, 2].mean(-1) - target_depth).abs()
     return (hinge + depth).mean()
 
 
@@ -137,7 +137,7 @@ def vertex_loss(pred, target, confidence):
     return (weight * (pred - target).abs()).sum() / (2 * confidence.sum()).clamp(min=1.0)
 
 
-def keypoint_guidance(kp_value, landmarks, confidence):
+def keypoint_guidance(keypoints, landmarks, confidence):
     """Teacher guidance of the learned keypoints: confidence-weighted L1 between each keypoint's (x, y) and one
     teacher landmark assigned to it (e.g. lips, eye corners, wrists of MediaPipe Holistic).
 
@@ -147,13 +147,13 @@ def keypoint_guidance(kp_value, landmarks, confidence):
     transmitted keypoints carry that motion. The depth z stays unsupervised.
 
     Args:
-        kp_value: (B, K, 3) keypoints in [-1, 1].
+        keypoints: (B, K, 3) keypoints in [-1, 1].
         landmarks: (B, K, 2) teacher (x, y) in [-1, 1], the same normalisation as the keypoints.
         confidence: (B, K) in [0, 1]; 0 ignores a landmark (not found or outside the frame).
     Returns:
         scalar tensor >= 0 (0, still connected to the graph, when no landmark is present).
     """
-    return vertex_loss(kp_value[..., :2], landmarks, confidence)
+    return vertex_loss(keypoints[..., :2], landmarks, confidence)
 
 
 def gan_loss(logits, target, mode):
@@ -251,8 +251,8 @@ class GeneratorFullModel(nn.Module):
         if w['equivariance_value']:
             transform = RandomTransform(b, source.device, **self.train_params['transform_params'])
             frames.append(transform.transform_frame(driving))
-        kp_all = self.kp_detector(torch.cat(frames))['value']
-        kp_source, kp_driving = {'value': kp_all[:b]}, {'value': kp_all[b:2 * b]}
+        kp_all = self.kp_detector(torch.cat(frames))
+        kp_source, kp_driving = kp_all[:b], kp_all[b:2 * b]
 
         generated = self.generator(source, kp_source, kp_driving)
         generated.update(kp_source=kp_source, kp_driving=kp_driving)
@@ -276,13 +276,13 @@ class GeneratorFullModel(nn.Module):
         if transform is not None:
             kp_transformed = kp_all[2 * b:, :, :2]
             losses['equivariance_value'] = w['equivariance_value'] * (
-                kp_driving['value'][:, :, :2] - transform.warp_coordinates(kp_transformed)).abs().mean()
+                kp_driving[:, :, :2] - transform.warp_coordinates(kp_transformed)).abs().mean()
         if w['keypoint_prior']:
             losses['keypoint_prior'] = w['keypoint_prior'] * keypoint_prior(kp_all[:2 * b])
         if self.guidance_landmarks is not None:
             index = self.guidance_landmarks
             losses['keypoint_guidance'] = w['keypoint_guidance'] * keypoint_guidance(
-                kp_driving['value'], x['vertices'][:, index], x['vertex_confidence'][:, index])
+                kp_driving, x['vertices'][:, index], x['vertex_confidence'][:, index])
         if w['vertex']:
             losses['vertex'] = w['vertex'] * vertex_loss(generated['vertices'], x['vertices'],
                                                           x['vertex_confidence'])

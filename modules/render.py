@@ -49,10 +49,10 @@ def render_keypoints(generator, source, kp_source, keypoints):
     Args:
         generator: the OcclusionAwareGenerator.
         source: (1, 3, H, W) key-reference frame in [0, 1].
-        kp_source: keypoint dict of the key frame ({'value': (1, K, 3)}).
-        keypoints: iterable of keypoint dicts of the frames to render ({'value': (B, K, 3)}).
+        kp_source: keypoints of the key frame, a tensor (1, K, 3) in [-1, 1].
+        keypoints: iterable of keypoint tensors (B, K, 3) in [-1, 1] of the frames to render.
     Returns:
-        an iterator of (keypoint dict, the generator's output dict ('prediction' (B, 3, H, W), 'F_refine', ...)),
+        an iterator of (keypoint tensor, the generator's output dict ('prediction' (B, 3, H, W), 'F_refine', ...)),
         one per entry.
     Source: paper Sec. 3 (decoder); FOMM's reconstruction loop (Siarohin et al. 2019).
     """
@@ -97,7 +97,7 @@ def reconstruct(models, frames, batch_size=4):
         _synchronize(device)
         vertex_seconds += time.perf_counter() - tick
         outputs.append(tensor_to_frames(out['prediction']))
-        keypoints.append(kp_driving['value'].float().cpu())
+        keypoints.append(kp_driving.float().cpu())
     return dict(frames=torch.cat(outputs).numpy(), vertices=torch.cat(vertices).numpy(),
                 kp_driving=torch.cat(keypoints).numpy(), seconds=time.perf_counter() - start,
                 vertex_head_seconds=vertex_seconds)

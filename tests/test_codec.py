@@ -11,6 +11,7 @@ from conftest import sample_frames
 import codec as cli
 from coding import bitstream, keypoint_coder
 from coding.codec import Decoder, Encoder, read_video
+from modules.render import frames_to_tensor
 from video_io import probe, read_frames, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,8 +64,7 @@ def test_encoder_is_closed_loop(coded, frames):
     encoder, _ = coded
     assert not np.array_equal(encoder.key_frame, frames[0])  # VVC at QP 37 is lossy
     with torch.inference_mode():
-        x = torch.from_numpy(encoder.key_frame).permute(2, 0, 1)[None].float() / 255
-        kp = encoder.models.kp_detector(x)['value'][0].numpy()
+        kp = encoder.models.kp_detector(frames_to_tensor(encoder.key_frame[None]))[0].numpy()
     np.testing.assert_array_equal(encoder.quantized[0], keypoint_coder.quantize(kp, 0.01))
 
 

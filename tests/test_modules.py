@@ -55,8 +55,8 @@ def test_shapes_and_ranges(tiny, sample_frames, cpu_options):
         vertices = nets['vertex_head'](out['F_refine'])
     k = config['model_params']['common_params']['num_kp']
     d = config['model_params']['generator_params']['reshape_depth']
-    assert kp_s['value'].shape == (2, k, 3)
-    assert kp_s['value'].abs().max() <= 1
+    assert kp_s.shape == (2, k, 3)
+    assert kp_s.abs().max() <= 1
     assert out['prediction'].shape == (2, 3, 64, 64)
     assert 0 <= out['prediction'].min() and out['prediction'].max() <= 1
     assert out['deformation'].shape == (2, d, 16, 16, 3)
@@ -83,8 +83,8 @@ def test_blend_with_identity_motion_returns_the_source_where_the_mask_is_one(tin
 
 
 def test_equal_keypoints_give_identity_motion():
-    kp = {'value': torch.rand(2, 5, 3) * 2 - 1}
-    motion = sparse_motions(kp, {'value': kp['value'].clone()}, (4, 8, 8))
+    kp = torch.rand(2, 5, 3) * 2 - 1
+    motion = sparse_motions(kp, kp.clone(), (4, 8, 8))
     grid = make_coordinate_grid((4, 8, 8))
     assert motion.shape == (2, 6, 4, 8, 8, 3)
     torch.testing.assert_close(motion, grid.expand_as(motion))
@@ -98,7 +98,7 @@ def test_equal_keypoints_give_identity_motion():
 def test_keypoint_shift_moves_motion():
     src = torch.zeros(1, 1, 3)
     drv = torch.tensor([[[0.5, -0.25, 0.0]]])
-    motion = sparse_motions({'value': src}, {'value': drv}, (2, 4, 4))
+    motion = sparse_motions(src, drv, (2, 4, 4))
     torch.testing.assert_close(motion[:, 1] - motion[:, 0], (src - drv).view(1, 1, 1, 1, 3).expand(1, 2, 4, 4, 3))
 
 
@@ -108,14 +108,13 @@ def test_render_equals_forward(tiny, sample_frames):
     gen = nets['generator'].eval()
     with torch.no_grad():
         kp = nets['kp_detector'].eval()(frames)
-        kp_d = {'value': kp['value'].flip(0)}
+        kp_d = kp.flip(0)
         a = gen(frames, kp, kp_d)['prediction']
         b = gen.render(gen.encode_source(frames), kp, kp_d)['prediction']
         # one key frame's features and keypoints broadcast to a batch of driving keypoints
-        c = gen.render(gen.encode_source(frames[:1]), {'value': kp['value'][:1]}, kp_d)['prediction']
+        c = gen.render(gen.encode_source(frames[:1]), kp[:1], kp_d)['prediction']
     torch.testing.assert_close(a, b)
-    torch.testing.assert_close(c[0], gen(frames[:1], {'value': kp['value'][:1]}, {'value': kp_d['value'][:1]})[
-        'prediction'][0])
+    torch.testing.assert_close(c[0], gen(frames[:1], kp[:1], kp_d[:1])['prediction'][0])
 
 
 def test_vertex_loss_ignores_unlabelled():
@@ -207,7 +206,7 @@ def test_keypoint_guidance_ignores_unlabelled_and_pulls_keypoints_to_landmarks(t
     optimizer = torch.optim.Adam(detector.parameters(), lr=1e-3)
     losses = []
     for _ in range(40):
-        loss = keypoint_guidance(detector(frames)['value'], targets, weight)
+        loss = keypoint_guidance(detector(frames), targets, weight)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
