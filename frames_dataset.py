@@ -17,8 +17,8 @@ Vertex labels (optional): ``<root_dir>/<vertices_dir>/<entry stem>.npz`` with ``
 normalized image coordinates [-1, 1] (x = 2 * px / (W - 1) - 1, x right, y down), ``confidence`` (T, N) in [0, 1]
 (0 = not detected), optionally ``flip_index`` (N,) int64 (landmark permutation under a horizontal flip).
 
-Public API: ``FramesDataset``, ``DatasetRepeater``, ``PairedDataset``, ``iter_video_frames`` (all frames of one video,
-one at a time, for evaluation), ``open_frames`` (an entry path -> frame reader), ``VideoReadError``.
+Public API: ``FramesDataset``, ``DatasetRepeater``, ``open_frames`` (an entry path -> frame reader), ``to_tensor``,
+``VideoReadError``.
 """
 import logging
 import os
@@ -247,15 +247,6 @@ def open_frames(path, frame_shape=(256, 256, 3)):
         return StripFrames(path, frame_shape)
     raise VideoReadError(f"'{path}' is not a supported entry: use a video {VIDEO_EXTENSIONS}, a folder of frames "
                          f"{IMAGE_EXTENSIONS} or a horizontal strip image {STRIP_EXTENSIONS}")
-
-
-def iter_video_frames(path, frame_shape=None):
-    """Every frame of a video / frame folder / strip, lazily: yields float32 tensors (3, H, W) in [0, 1], resized to
-    ``frame_shape`` (h, w[, 3]) when given. Only one decoded frame is held at a time, so hour-long videos work.
-    For evaluation (reconstruction, rate-distortion). Raises ``VideoReadError`` naming an unreadable file."""
-    reader = open_frames(path, frame_shape if frame_shape is not None else (1, 1))
-    for frame in reader:
-        yield to_tensor(frame, frame_shape)
 
 
 def find_entries(directory, exclude=()):
@@ -526,41 +517,3 @@ class DatasetRepeater(Dataset):
 
     def __getitem__(self, index):
         return self.dataset[index % len(self.dataset)]
-
-
-class PairedDataset(Dataset):
-    """Cross-video (source, driving) pairs of a test ``FramesDataset`` for animation (FOMM's PairedDataset).
-
-    Pairs are ``number_of_pairs`` distinct ordered pairs of different entries drawn with ``seed``, or the rows of
-    ``pairs_list`` (a CSV with columns ``source,driving`` naming entry stems). Item: ``source`` float32 (3, H, W) in
-    [0, 1] (first frame of the source entry), ``source_name``, ``driving_name``, ``driving_path`` (iterate its frames
-    lazily with ``iter_video_frames``). Raises ``ValueError`` for fewer than two entries or unknown names.
-    """
-
-    def __init__(self, initial_dataset, number_of_pairs=100, seed=0, pairs_list=None):
-        self.dataset = initial_dataset
-        paths = [group[0] for group in initial_dataset.groups]
-        if pairs_list is not None:
-            by_name = {entry_stem(p): i for i, p in enumerate(paths)}
-            rows = np.genfromtxt(pairs_list, delimiter=',', names=True, dtype=None, encoding='utf-8', ndmin=1)
-            unknown = [n for n in list(rows['source']) + list(rows['driving']) if n not in by_name]
-            if unknown:
-                raise ValueError(f"pairs list '{pairs_list}' names entries not in the data set: {unknown[:5]}")
-            self.pairs = [(by_name[s], by_name[d]) for s, d in zip(rows['source'], rows['driving'])]
-        else:
-            if len(paths) < 2:
-                raise ValueError(f"PairedDataset needs at least two entries, '{initial_dataset.split_dir}' has "
-                                 f"{len(paths)}")
-            candidates = [(i, j) for i in range(len(paths)) for j in range(len(paths)) if i != j]
-            chosen = np.random.default_rng(seed).permutation(len(candidates))[:number_of_pairs]
-            self.pairs = [candidates[k] for k in sorted(chosen)]
-        self.paths = paths
-
-    def __len__(self):
-        return len(self.pairs)
-
-    def __getitem__(self, index):
-        source, driving = self.pairs[index]
-        frame = self.dataset.reader(self.paths[source]).read([0])[0]
-        return {'source': to_tensor(frame, self.dataset.frame_shape), 'source_name': entry_stem(self.paths[source]),
-                'driving_name': entry_stem(self.paths[driving]), 'driving_path': str(self.paths[driving])}

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from frames_dataset import (DatasetRepeater, FramesDataset, PairedDataset, VideoReadError, iter_video_frames,
-                            open_frames)
+from frames_dataset import DatasetRepeater, FramesDataset, VideoReadError, open_frames, to_tensor
 
 NUM = 12  # frames per derived test clip
 
@@ -20,6 +19,11 @@ NUM = 12  # frames per derived test clip
 def reference_frames(sample_video):
     """The first NUM frames of the bundled clip, decoded once: uint8 (NUM, 256, 256, 3)."""
     return np.stack(list(open_frames(sample_video))[:NUM])
+
+
+def resized_frames(path, size):
+    """Every frame of the entry ``path`` as float32 (3, h, w) tensors in [0, 1], resized to ``size`` = (h, w)."""
+    return [to_tensor(frame, size) for frame in open_frames(path)]
 
 
 def transcode(source, target, *args):
@@ -106,7 +110,7 @@ def test_test_split_is_deterministic_and_read_clip_is_evenly_spaced(formats_root
     clip = dataset.read_clip(0, num_frames=4)
     assert clip['frame_indices'].tolist() == [0, 20, 39, 59]
     assert clip['video'].shape == (4, 3, 256, 256)
-    frames = list(iter_video_frames(formats_root / 'test' / 'head04.mp4', frame_shape=(64, 64)))
+    frames = resized_frames(formats_root / 'test' / 'head04.mp4', (64, 64))
     assert len(frames) == 60 and frames[20].shape == (3, 64, 64)
     small = F.interpolate(clip['video'][1:2], size=(64, 64), mode='bilinear', antialias=True)[0]
     assert (frames[20] - small).abs().max() < 1e-5
@@ -182,7 +186,7 @@ def test_vertex_labels_follow_the_horizontal_flip(tmp_path, sample_video):
     base, confidence = _labels_root(tmp_path, sample_video, flip_index=[1, 0, 2, 3])
     dataset = FramesDataset(tmp_path, frame_shape=(64, 64, 3), is_train=True, num_vertices=4,
                             augmentation_params={'flip_param': {'horizontal_flip': True}})
-    frames = torch.stack(list(iter_video_frames(sample_video, frame_shape=(64, 64))))
+    frames = torch.stack(resized_frames(sample_video, (64, 64)))
     mirrored_base = base[[1, 0, 2, 3]] * np.array([-1, 1], dtype=np.float32)
     torch.manual_seed(0)
     seen = set()
@@ -199,7 +203,7 @@ def test_labelled_videos_without_flip_index_are_not_flipped(tmp_path, sample_vid
     base, _ = _labels_root(tmp_path, sample_video, flip_index=None)
     dataset = FramesDataset(tmp_path, frame_shape=(64, 64, 3), is_train=True, num_vertices=4,
                             augmentation_params={'flip_param': {'horizontal_flip': True}})
-    frames = torch.stack(list(iter_video_frames(sample_video, frame_shape=(64, 64))))
+    frames = torch.stack(resized_frames(sample_video, (64, 64)))
     torch.manual_seed(0)
     for _ in range(10):
         item = dataset[0]
@@ -241,24 +245,6 @@ def test_label_shape_mismatch_is_a_clear_error(tmp_path, sample_video):
     dataset = FramesDataset(tmp_path, frame_shape=(64, 64, 3), is_train=True, num_vertices=543)
     with pytest.raises(VideoReadError, match='num_vertices'):
         dataset[0]
-
-
-def test_paired_dataset(samples_dir, tmp_path):
-    test = FramesDataset(samples_dir, frame_shape=(64, 64, 3), is_train=False)
-    pairs = PairedDataset(test, number_of_pairs=10)
-    assert len(pairs) == 2
-    items = [pairs[i] for i in range(2)]
-    assert {(i['source_name'], i['driving_name']) for i in items} == {('full01', 'head04'), ('head04', 'full01')}
-    assert items[0]['source'].shape == (3, 64, 64)
-    listed = tmp_path / 'pairs.csv'
-    listed.write_text('source,driving\nhead04,full01\n')
-    (item,) = PairedDataset(test, pairs_list=listed)
-    assert (item['source_name'], item['driving_name']) == ('head04', 'full01')
-    assert item['driving_path'].endswith('full01.mp4')
-    assert torch.equal(item['source'], next(iter_video_frames(samples_dir / 'head04.mp4', (64, 64))))
-    listed.write_text('source,driving\nhead04,nobody\n')
-    with pytest.raises(ValueError, match='nobody'):
-        PairedDataset(test, pairs_list=listed)
 
 
 def test_frame_cache_gives_the_same_items(samples_dir):

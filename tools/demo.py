@@ -165,8 +165,8 @@ def run_demo(checkpoint, input_path, out_dir, qp=None, max_frames=None, device='
     write_overlay(os.path.join(out_dir, 'vertices.mp4'), decoded, vertices, None, None, fps)
     with atomic_path(os.path.join(out_dir, 'vertices.npz')) as tmp, open(tmp, 'wb') as handle:
         np.savez(handle, vertices=vertices.astype(np.float32))
-    # the encoder's reconstructed keypoints are exactly the decoded ones (closed-loop integer DPCM)
-    plot_keypoints(encoder.keypoints, encoder.key_frame, os.path.join(out_dir, 'keypoints.png'))
+    _, decoded_keypoints = decoder.decode_keypoints(data)       # read back from the bitstream, as the decoder sees them
+    plot_keypoints(decoded_keypoints, encoder.key_frame, os.path.join(out_dir, 'keypoints.png'))
 
     report = {
         'input': os.path.abspath(input_path), 'frames': len(frames), 'fps': float(fps),
