@@ -7,7 +7,7 @@ from conftest import sample_frames
 import codec as cli
 from coding import bitstream
 from coding.codec import Decoder, Encoder
-from coding.rate_control import MAX_TRIALS_PER_THRESHOLD, THRESHOLDS, encode_at_rate
+from coding.rate_control import MAX_REFINE_STEPS, MAX_TRIALS_PER_THRESHOLD, REFINE_QPS, THRESHOLDS, encode_at_rate
 from coding.scene import is_scene_cut
 from modules.render import frames_to_tensor, psnr_rgb
 from video_io import read_frames, write_video
@@ -114,7 +114,7 @@ def test_rate_control_lands_within_ten_percent(tiny_checkpoint):
         assert result.within_tolerance and abs(result.kbps / target - 1) <= 0.10, result.trials
         assert encoder.account.kbps == pytest.approx(result.kbps) and 8 * len(result.data) == encoder.account.total_bits
         assert (encoder.qp, encoder.refresh_threshold) == (result.qp, result.threshold)
-        assert len(result.trials) <= len(THRESHOLDS) * MAX_TRIALS_PER_THRESHOLD
+        assert len(result.trials) <= len(THRESHOLDS) * MAX_TRIALS_PER_THRESHOLD + REFINE_QPS * MAX_REFINE_STEPS
     with pytest.raises(ValueError, match='positive'):
         encode_at_rate(encoder, frames, 30, -1)
 
