@@ -112,3 +112,33 @@ def test_gfvc_style_round_trip_and_errors():
     np.testing.assert_array_equal(gfvc_baseline.decode(gfvc_baseline.encode(q), 2, 1), q)
     with pytest.raises(BitstreamError):
         gfvc_baseline.decode(b'\x00' * 5, 2, 1)
+
+
+def test_gfvc_reference_frame_file_round_trip_size_and_errors():
+    rng = np.random.default_rng(5)
+    residuals = rng.integers(-40, 41, size=(K, 3))
+    data = gfvc_baseline.encode_frame_file(residuals)
+    np.testing.assert_array_equal(gfvc_baseline.decode_frame_file(data, residuals.size), residuals.ravel())
+    # an all-zero frame: 46 bins '1' under the adaptive order-0 model (the first one escapes to the flat table),
+    # then EOF escaping at probability 1/47: about 1.6 + 0.7 + 7.2 bits, the finish bit and padding -> 2 bytes
+    assert len(gfvc_baseline.encode_frame_file(np.zeros((K, 3), np.int64))) == 2
+    # one file per frame, restarted: a clip's inter frames cost the sum of their files, key frames nothing
+    q = np.cumsum(rng.integers(-3, 4, size=(6, K, 3)), axis=0)
+    bits = gfvc_baseline.reference_frame_bits(q, key_frames=(0, 3))
+    assert bits.tolist() == [8 * len(gfvc_baseline.encode_frame_file(q[t] - q[t - 1])) for t in (1, 2, 4, 5)]
+    with pytest.raises(BitstreamError, match='more than'):
+        gfvc_baseline.decode_frame_file(data, residuals.size - 1)
+    with pytest.raises(BitstreamError):
+        gfvc_baseline.decode_frame_file(data, residuals.size + 1)
+    with pytest.raises(BitstreamError):
+        gfvc_baseline.decode_frame_file(b'\x00', 1)                  # zeros decode as an endless run of bins
+    with pytest.raises(ValueError, match='key frame'):
+        gfvc_baseline.reference_frame_bits(q, key_frames=(2,))
+
+
+def test_gfvc_reference_costs_more_than_the_gfvc_style_stream():
+    """Restarting the model and padding every frame costs bits: on a slow random walk, the per-frame files of the
+    reference software add up to more than the GFVC-style stream that adapts one model across the clip."""
+    q = kc.quantize(motion(np.random.default_rng(3), frames=100), 0.01)
+    reference = gfvc_baseline.reference_frame_bits(q).sum()
+    assert reference > 8 * len(gfvc_baseline.encode(q[1:] - q[:1]))
