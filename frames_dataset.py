@@ -3,9 +3,9 @@
 A data root holds ``train/`` and ``test/`` (or, flat, the videos themselves: then both splits use every video).
 Each entry of a split is one of
 
-- a video file (``.mp4 .mov .avi .webm .mkv .gif``), read with PyAV: only the requested frames are decoded, after a
-  seek to the key frame before them; the per-video frame index (presentation timestamps, key frames) is built from
-  the container's packets once and cached;
+- a video file (``.mp4 .mov .avi .webm .mkv .gif``), read with ``video_io.VideoFrames`` (PyAV): only the requested
+  frames are decoded, after a seek to the key frame before them; the per-video frame index (presentation
+  timestamps, key frames) is built from the container's packets once and cached;
 - a folder of frames (``.png .jpg .jpeg .bmp``, sorted by file name);
 - a horizontal strip image (``.png .jpg``): frames side by side, each with the aspect ratio of ``frame_shape``
   (square frames for a square ``frame_shape``), as in the FOMM data sets.
@@ -24,7 +24,6 @@ import logging
 import os
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,17 +33,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 # one exception for every unreadable video, frame folder, strip or label file (data tools and training alike)
-from video_io import VideoReadError
+from video_io import VideoFrames, VideoReadError
 
 LOG = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.webm', '.mkv', '.gif')
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp')
 STRIP_EXTENSIONS = ('.png', '.jpg')
-
-# Frame index per video file, keyed by (path, size, mtime): built once per process from the packets, never by decoding.
-_VIDEO_INDEX_CACHE = {}
-
 
 def _bad_file(path, reason):
     return VideoReadError(f"cannot read '{path}': {reason}. Re-encode or remove the file, or set "
@@ -59,116 +54,6 @@ def to_tensor(frame, frame_shape=None):
         tensor = F.interpolate(tensor[None], size=tuple(frame_shape[:2]), mode='bilinear', align_corners=False,
                                antialias=True)[0].clamp_(0.0, 1.0)
     return tensor
-
-
-class VideoFrames:
-    """Lazy frame reader for one video file (PyAV).
-
-    ``num_frames`` comes from the demuxed packets (cached per file); ``read(indices)`` seeks to the key frame before
-    each requested frame and decodes forward only as far as needed. A file whose container declares more frames than
-    it holds (truncated download), that has no video stream or that fails to decode raises ``VideoReadError``.
-    """
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def _index(self):
-        stat = os.stat(self.path)
-        key = (self.path, stat.st_size, stat.st_mtime_ns)
-        if key not in _VIDEO_INDEX_CACHE:
-            _VIDEO_INDEX_CACHE[key] = self._build_index()
-        return _VIDEO_INDEX_CACHE[key]
-
-    def _open(self):
-        try:
-            container = av.open(self.path)
-        except (av.FFmpegError, OSError) as error:
-            raise _bad_file(self.path, f"not a readable video container ({error})") from error
-        if not container.streams.video:
-            container.close()
-            raise _bad_file(self.path, "no video stream")
-        return container, container.streams.video[0]
-
-    def _build_index(self):
-        container, stream = self._open()
-        pts, key_pts = [], []
-        try:
-            with container:
-                for packet in container.demux(stream):
-                    if packet.size == 0:
-                        continue
-                    stamp = packet.pts if packet.pts is not None else packet.dts
-                    if stamp is None:
-                        raise _bad_file(self.path, "packets without timestamps")
-                    pts.append(stamp)
-                    if packet.is_keyframe:
-                        key_pts.append(stamp)
-                declared = stream.frames
-        except av.FFmpegError as error:
-            raise _bad_file(self.path, f"demuxing failed ({error})") from error
-        if not pts:
-            raise _bad_file(self.path, "the video stream holds no frames")
-        if declared and declared != len(pts):
-            raise _bad_file(self.path, f"truncated: the container declares {declared} frames but holds {len(pts)}")
-        if not key_pts:
-            raise _bad_file(self.path, "no key frame")
-        return np.sort(np.asarray(pts, dtype=np.int64)), np.sort(np.asarray(key_pts, dtype=np.int64))
-
-    @property
-    def num_frames(self):
-        """Number of frames (int), from the cached packet index."""
-        return len(self._index()[0])
-
-    def read(self, indices):
-        """Frames at ``indices`` (ints in [0, num_frames)) -> list of uint8 arrays (H, W, 3), in the given order."""
-        pts, key_pts = self._index()
-        wanted = {int(pts[i]): i for i in indices}
-        found = {}
-        container, stream = self._open()
-        try:
-            with container:
-                frames, position = None, None
-                for target in sorted(wanted):
-                    if target in found:
-                        continue
-                    key = int(key_pts[max(np.searchsorted(key_pts, target, side='right') - 1, 0)])
-                    if frames is None or position is None or not key <= position < target:
-                        frames = self._seek(container, stream, key)
-                    position = self._decode_until(frames, target, wanted, found)
-                    if target not in found:  # the seek landed past the target: decode from the first key frame
-                        frames = self._seek(container, stream, int(key_pts[0]))
-                        position = self._decode_until(frames, target, wanted, found)
-                    if target not in found:
-                        raise _bad_file(self.path, f"frame {wanted[target]} (pts {target}) could not be decoded")
-        except av.FFmpegError as error:
-            raise _bad_file(self.path, f"decoding failed ({error})") from error
-        return [found[int(pts[i])] for i in indices]
-
-    @staticmethod
-    def _seek(container, stream, key_pts):
-        container.seek(key_pts, backward=True, any_frame=False, stream=stream)
-        return container.decode(stream)
-
-    @staticmethod
-    def _decode_until(frames, target, wanted, found):
-        """Decode until presentation time ``target`` (kept in ``found`` with any other wanted frame met on the way);
-        returns the last decoded pts (None at the end of the stream)."""
-        for frame in frames:
-            if frame.pts in wanted and frame.pts not in found:
-                found[frame.pts] = frame.to_ndarray(format='rgb24')
-            if frame.pts is None or frame.pts >= target:
-                return frame.pts
-        return None
-
-    def __iter__(self):
-        """Every frame in order, one uint8 array (H, W, 3) at a time."""
-        container, stream = self._open()
-        try:
-            with container:
-                for frame in container.decode(stream):
-                    yield frame.to_ndarray(format='rgb24')
-        except av.FFmpegError as error:
-            raise _bad_file(self.path, f"decoding failed ({error})") from error
 
 
 class FolderFrames:

@@ -3,8 +3,9 @@
 Frames are RGB uint8 arrays (H, W, 3). Frames are addressed by their decode index (0, 1, 2, ...), which assumes a
 constant frame rate: the rate is the stream's average rate.
 
-Public API: ``VideoReadError``, ``VideoInfo``, ``probe``, ``iter_frames``, ``read_frames``, ``resample_indices``,
-``write_video`` (atomic lossless / near-lossless H.264 RGB), ``write_png_folder`` (atomic), ``atomic_path``.
+Public API: ``VideoReadError``, ``VideoInfo``, ``probe``, ``iter_frames``, ``VideoFrames`` (seeking reader),
+``read_frames``, ``resample_indices``, ``write_video`` (atomic lossless / near-lossless H.264 RGB),
+``write_png_folder`` (atomic), ``atomic_path``.
 """
 import contextlib
 import os
@@ -131,6 +132,104 @@ def iter_frames(path, indices=None):
     if produced == 0 and target is not None:
         raise VideoReadError(f"'{path}' has {decoded} frames, none in the requested range (first wanted index "
                              f"{target}); check the frame range (start/end) given for this clip.")
+
+
+class VideoFrames:
+    """Lazy, seeking frame reader for one video file (the data sets' random access; :func:`iter_frames` reads in
+    order).
+
+    ``num_frames`` comes from the demuxed packets (cached per file); ``read(indices)`` seeks to the key frame before
+    each requested frame and decodes forward only as far as needed. A file whose container declares more frames than
+    it holds (truncated download), that has no video stream or that fails to decode raises ``VideoReadError``.
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def _index(self):
+        stat = os.stat(self.path)
+        key = (self.path, stat.st_size, stat.st_mtime_ns)
+        if key not in _VIDEO_INDEX_CACHE:
+            _VIDEO_INDEX_CACHE[key] = self._build_index()
+        return _VIDEO_INDEX_CACHE[key]
+
+    def _build_index(self):
+        pts, key_pts = [], []
+        with _open_video(self.path) as (container, stream):
+            try:
+                for packet in container.demux(stream):
+                    if packet.size == 0:
+                        continue
+                    stamp = packet.pts if packet.pts is not None else packet.dts
+                    if stamp is None:
+                        raise _bad(self.path, "packets without timestamps")
+                    pts.append(stamp)
+                    if packet.is_keyframe:
+                        key_pts.append(stamp)
+                declared = stream.frames
+            except av.FFmpegError as error:
+                raise _bad(self.path, f"demuxing failed ({error})") from error
+        if not pts:
+            raise _bad(self.path, "the video stream holds no frames")
+        if declared and declared != len(pts):
+            raise _bad(self.path, f"truncated: the container declares {declared} frames but holds {len(pts)}")
+        if not key_pts:
+            raise _bad(self.path, "no key frame")
+        return np.sort(np.asarray(pts, dtype=np.int64)), np.sort(np.asarray(key_pts, dtype=np.int64))
+
+    @property
+    def num_frames(self):
+        """Number of frames (int), from the cached packet index."""
+        return len(self._index()[0])
+
+    def read(self, indices):
+        """Frames at ``indices`` (ints in [0, num_frames)) -> list of uint8 arrays (H, W, 3), in the given order."""
+        pts, key_pts = self._index()
+        wanted = {int(pts[i]): i for i in indices}
+        found = {}
+        with _open_video(self.path) as (container, stream):
+            try:
+                frames, position = None, None
+                for target in sorted(wanted):
+                    if target in found:
+                        continue
+                    key = int(key_pts[max(np.searchsorted(key_pts, target, side='right') - 1, 0)])
+                    if frames is None or position is None or not key <= position < target:
+                        frames = self._seek(container, stream, key)
+                    position = self._decode_until(frames, target, wanted, found)
+                    if target not in found:  # the seek landed past the target: decode from the first key frame
+                        frames = self._seek(container, stream, int(key_pts[0]))
+                        position = self._decode_until(frames, target, wanted, found)
+                    if target not in found:
+                        raise _bad(self.path, f"frame {wanted[target]} (pts {target}) could not be decoded")
+            except av.FFmpegError as error:
+                raise _bad(self.path, f"decoding failed ({error})") from error
+        return [found[int(pts[i])] for i in indices]
+
+    @staticmethod
+    def _seek(container, stream, key_pts):
+        container.seek(key_pts, backward=True, any_frame=False, stream=stream)
+        return container.decode(stream)
+
+    @staticmethod
+    def _decode_until(frames, target, wanted, found):
+        """Decode until presentation time ``target`` (kept in ``found`` with any other wanted frame met on the way);
+        returns the last decoded pts (None at the end of the stream)."""
+        for frame in frames:
+            if frame.pts in wanted and frame.pts not in found:
+                found[frame.pts] = frame.to_ndarray(format='rgb24')
+            if frame.pts is None or frame.pts >= target:
+                return frame.pts
+        return None
+
+    def __iter__(self):
+        """Every frame in order, one uint8 array (H, W, 3) at a time (:func:`iter_frames`)."""
+        for _, frame in iter_frames(self.path):
+            yield frame
+
+
+# Frame index per video file, keyed by (path, size, mtime): built once per process from the packets, never by decoding.
+_VIDEO_INDEX_CACHE = {}
 
 
 def read_frames(path, indices=None):

@@ -2,7 +2,6 @@
 import copy
 import os
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -11,17 +10,18 @@ from modules.build import build_networks, load_inference_models, weights_id
 from modules.dense_motion import heatmap_difference, sparse_motions
 from modules.model import (GeneratorFullModel, RandomTransform, VGG19Features, keypoint_guidance, keypoint_prior,
                            make_perceptual_backbone, vertex_loss)
+from modules.render import frames_to_tensor
 from modules.util import ALIGN_CORNERS, make_coordinate_grid
 
 
 @pytest.fixture(scope='module')
 def sample_frames():
     """Callable size -> (8, 3, size, size) real frames of data/samples/head04.mp4 in [0, 1] (every 7th frame)."""
-    import av
     import torch.nn.functional as F
-    with av.open(os.path.join(os.path.dirname(__file__), '..', 'data', 'samples', 'head04.mp4')) as container:
-        frames = [f.to_ndarray(format='rgb24') for i, f in enumerate(container.decode(video=0)) if i % 7 == 0][:8]
-    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    from video_io import read_frames
+    frames, _ = read_frames(os.path.join(os.path.dirname(__file__), '..', 'data', 'samples', 'head04.mp4'),
+                            range(0, 56, 7))
+    video = frames_to_tensor(frames)
     return lambda size: F.interpolate(video, size=(size, size), mode='area')
 
 
