@@ -6,12 +6,10 @@
 - Checkpoints (``*.pth``): a dict with 'config', 'epoch' (last finished epoch), 'iteration', the state dicts
   'kp_detector', 'generator', 'vertex_head', 'discriminator' (optional in inference checkpoints) and the optimizer
   states 'optimizer_generator', 'optimizer_kp_detector', 'optimizer_discriminator' (optional); runs also store
-  'validation' (dict of floats). Written atomically (temporary file + ``os.replace``), read with
+  'validation' (dict of floats). Written atomically (``video_io.atomic_path``), read with
   ``torch.load(..., weights_only=True)``.
 """
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,35 +21,16 @@ import torch.nn.functional as F
 import yaml
 
 from modules.util import to_pixels
+from video_io import atomic_path
 
 #: networks stored in a training checkpoint, in this order
 CHECKPOINT_NETWORKS = ('kp_detector', 'generator', 'vertex_head', 'discriminator')
 
 
-def atomic_write(path, write):
-    """Call ``write(temporary_path)`` and move the result onto ``path`` with ``os.replace`` (same folder, so a crash
-    never leaves a half-written ``path``). The temporary name keeps the suffix so writers can infer the format."""
-    from tempfiles import remove_stale_siblings, tmp_prefix
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_siblings(path)                         # leftovers of a killed earlier run
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=tmp_prefix(path.name) + '.', suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(temporary)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)             # mkstemp makes 0600; the file gets the usual permissions
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def save_checkpoint(path, checkpoint):
     """Write a checkpoint dict (see module docstring) atomically to ``path``."""
-    atomic_write(path, lambda temporary: torch.save(checkpoint, temporary))
+    with atomic_path(path) as temporary:
+        torch.save(checkpoint, temporary)
 
 
 def _to_device(value, device):
@@ -238,14 +217,16 @@ class Logger:
         for index, text in enumerate(lines):
             match = re.match(r'epoch (\d+) iteration ', text)
             if match and int(match.group(1)) >= epoch:
-                atomic_write(path, lambda temporary: Path(temporary).write_text(''.join(lines[:index])))
+                with atomic_path(path) as temporary:
+                    temporary.write_text(''.join(lines[:index]))
                 return
 
     def save_config(self, config):
         """Write ``config.yaml`` (the run's full config) into the run folder unless it is there already."""
         path = self.log_dir / 'config.yaml'
         if not path.exists():
-            atomic_write(path, lambda temporary: Path(temporary).write_text(yaml.safe_dump(config, sort_keys=False)))
+            with atomic_path(path) as temporary:
+                temporary.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def log_text(self, text):
         """Append free text (e.g. a fine-tuning weight report) to ``log.txt``."""
@@ -257,7 +238,8 @@ class Logger:
         grid = self.visualizer.visualize(batch, generated)
         self.writer.add_image('visualization', grid, iteration, dataformats='HWC')
         path = self.log_dir / 'vis' / f'epoch_{epoch:04d}.png'
-        atomic_write(path, lambda temporary: iio.imwrite(temporary, grid))
+        with atomic_path(path) as temporary:
+            iio.imwrite(temporary, grid)
         return path
 
     def close(self):

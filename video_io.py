@@ -242,13 +242,18 @@ def read_frames(path, indices=None):
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary sibling path of ``path`` (a file or a folder) to write; on success it replaces ``path``
-    (``os.replace``), on error it is removed, so ``path`` is never left half-written."""
+    """The one atomic writer: yield a temporary sibling path of ``path`` (a file or a folder) to write; on success
+    it replaces ``path`` (``os.replace``), on error it is removed, so ``path`` is never left half-written.
+
+    The temporary name ``.<name>.tmp<PID><suffix>`` names the writer (leftovers of a killed run are removed by the
+    next one, see :mod:`tempfiles`) and keeps the suffix, so writers that infer the format from it work. Missing
+    parent folders are created.
+    """
     from tempfiles import remove_stale_siblings, tmp_prefix
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(path)                         # leftovers of a killed earlier run
-    tmp = path.with_name(tmp_prefix(path.name))
+    tmp = path.with_name(tmp_prefix(path.name) + path.suffix)
     try:
         yield tmp
         if path.is_dir() and tmp.is_dir():

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import yaml
 
-from logger import atomic_write, load_checkpoint
+from logger import load_checkpoint
+from video_io import atomic_path
 
 
 def load_ablations(path):
@@ -197,7 +198,8 @@ def report(ablation_file, log_dir, out, motion_frames=0):
         lines += ['', spec['notes'].strip()]
     text = '\n'.join(lines) + '\n'
     if out:
-        atomic_write(out, lambda temporary: Path(temporary).write_text(text))
+        with atomic_path(out) as temporary:
+            temporary.write_text(text)
     return text
 
 

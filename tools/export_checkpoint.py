@@ -23,11 +23,11 @@ import yaml
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from logger import atomic_write  # noqa: E402
 from modules.build import load_checkpoint  # noqa: E402
 from modules.build import INFERENCE_NETWORKS, load_inference_models  # noqa: E402
 from modules.util import num_parameters  # noqa: E402
 from run import load_config  # noqa: E402
+from video_io import atomic_path  # noqa: E402
 
 
 def read_scalars(log_dir):
@@ -107,7 +107,8 @@ def plot_curves(scalars, path):
         ax.plot(steps, values, marker='o')
         ax.set(title=tag, xlabel='iteration')
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format='png'))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format='png')
     plt.close(fig)
 
 
@@ -131,7 +132,8 @@ def main():
                                  f"own config instead")
         ckpt['config'] = config
     exported = {k: ckpt[k] for k in ('config', 'epoch', 'iteration', 'validation') + INFERENCE_NETWORKS if k in ckpt}
-    atomic_write(args.out, lambda tmp: torch.save(exported, tmp))
+    with atomic_path(args.out) as tmp:
+        torch.save(exported, tmp)
     models = load_inference_models(args.out)  # proves the export loads
 
     stem = os.path.splitext(args.out)[0]
@@ -195,7 +197,8 @@ def main():
     ]
     if limitations:
         lines += ['', '## Limitations', '', limitations]
-    atomic_write(stem + '.md', lambda tmp: open(tmp, 'w').write('\n'.join(lines) + '\n'))
+    with atomic_path(stem + '.md') as tmp:
+        tmp.write_text('\n'.join(lines) + '\n')
     print(f"wrote {args.out}, {stem}.md, {stem}_curves.png")
 
 

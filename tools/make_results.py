@@ -23,6 +23,8 @@ import time
 import numpy as np
 import yaml
 
+from video_io import atomic_path
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FLOOR_QPS = (32, 42)
@@ -245,10 +247,8 @@ def main():
         '```',
         '',
     ]
-    tmp = args.out + '.tmp'
-    with open(tmp, 'w') as handle:
-        handle.write('\n'.join(lines))
-    os.replace(tmp, args.out)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text('\n'.join(lines))
     print(f'wrote {args.out}; quality floor {"met" if passed else "not met"}; motion targets '
           f'{"n/a" if motion_passed is None else "met" if motion_passed else "not met"}')
 
