@@ -55,6 +55,7 @@ import torch
 
 from coding import bitstream, gfvc_baseline, keypoint_coder
 from coding.codec import Decoder, Encoder, read_video
+from modules.render import frames_to_tensor
 from video_io import iter_frames, write_video
 
 TEST_CLIPS = ('ted01', 'ted02', 'ted03', 'ted05', 'head04', 'full01', 'full03', 'full07')
@@ -105,13 +106,11 @@ def kp_step_sweep(frames, encoder, decoder, steps):
     """
     device = encoder.models.device
 
-    def tensor(x):
-        return torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2).float() / 255
-
-    kp = torch.cat([encoder.models.kp_detector(tensor(encoder.key_frame[None]))]
-                   + [encoder.models.kp_detector(tensor(frames[i:i + 8])) for i in range(1, len(frames), 8)])
+    detect = encoder.models.kp_detector
+    kp = torch.cat([detect(frames_to_tensor(encoder.key_frame[None], device))]
+                   + [detect(frames_to_tensor(frames[i:i + 8], device)) for i in range(1, len(frames), 8)])
     kp = kp.cpu().numpy()
-    source_features = decoder.models.generator.encode_source(tensor(encoder.key_frame[None]))
+    source_features = decoder.models.generator.encode_source(frames_to_tensor(encoder.key_frame[None], device))
 
     def render(points):
         source = torch.from_numpy(points[:1]).to(device)

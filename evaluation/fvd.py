@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from evaluation.weights import Unavailable, find_weights, missing_weights
+from modules.render import frames_to_tensor
 
 I3D_FILE = 'i3d_torchscript.pt'
 #: SHA-256 (hex) of the one trusted ``i3d_torchscript.pt``; None: no file is trusted (FVD unavailable).
@@ -74,8 +75,7 @@ class I3DFeatures:
         self.batch_size = batch_size
 
     def _clip_tensor(self, frames, start):
-        clip = torch.from_numpy(np.ascontiguousarray(frames[start:start + CLIP_LENGTH])).to(self.device)
-        clip = clip.permute(0, 3, 1, 2).float() / 255.0                             # (16, 3, H, W) in [0, 1]
+        clip = frames_to_tensor(frames[start:start + CLIP_LENGTH], self.device)      # (16, 3, H, W) in [0, 1]
         clip = F.interpolate(clip, size=(I3D_SIZE, I3D_SIZE), mode='bilinear', align_corners=False)
         return (clip * 2 - 1).permute(1, 0, 2, 3)                                     # (3, 16, 224, 224)
 
