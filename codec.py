@@ -168,7 +168,8 @@ def encode(args):
     _check_encode_args(args)
     encoder = Encoder(args.checkpoint, device=args.device, kp_step=args.kp_step, qp=args.qp, vvc=args.vvc,
                       vtm=_vtm_tools(args), refresh_threshold=args.refresh_threshold,
-                      scene_cuts=not args.no_scene_cuts, kp_coder=args.kp_coder)
+                      scene_cuts=not args.no_scene_cuts, kp_coder=args.kp_coder,
+                      inter_key_frames=args.inter_key_frames)
     if encoder.size[0] != encoder.size[1]:
         raise ValueError(f'the model frame size {encoder.size} is not square')
     frames, count, fps = read_video(args.input, encoder.size[0], crop='none' if args.no_crop else 'person',
@@ -396,6 +397,9 @@ def build_parser():
                      help='new key frame when a frame as decoded is more than DB dB (RGB PSNR) below the best frame '
                           'decoded from the same key frame so far (default: off; renders while encoding)')
     enc.add_argument('--no-scene-cuts', action='store_true', help='no new key frame at detected scene cuts')
+    enc.add_argument('--inter-key-frames', action=argparse.BooleanOptionalAction, default=None,
+                     help='code key frames refreshed for quality as VVC P pictures predicted from the earlier key '
+                          'frames (default: on with vvenc, off with vtm, which has no prefix-stable mode)')
     enc.add_argument('--target-kbps', type=float, default=None, metavar='R',
                      help='rate control: choose the key-frame QP and refresh threshold to land within +-10%% of R '
                           'kbit/s (several passes; --qp and --refresh-threshold are then chosen, not used)')

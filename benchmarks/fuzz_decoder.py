@@ -11,15 +11,16 @@ mutation (seeded: the same ``--seed`` gives the same cases):
 - header (CRC recomputed): one header field set to an extreme or random value (size, fps, K, kp_step including
   NaN / inf, key-frame codec and keypoint coder names, weights id, name lengths), or a version-1 file with one of
   its header fields (frame count and QP included) set so;
-- index (CRC recomputed): a segment's start frame, frame count, QP or offset set to an extreme, a segment dropped
-  or duplicated, offsets swapped, the footer's index offset changed;
+- index (CRC recomputed): a segment's start frame, frame count, QP, flags (version 3: predicted key frame) or offset
+  set to an extreme, a segment dropped or duplicated, offsets swapped, the footer's index offset changed;
 - key frame (CRC recomputed), of one segment: payload bytes flipped, truncated, doubled (several pictures),
   replaced by a VVC bitstream of other pictures (larger, smaller, several), or by garbage;
 - keypoints (CRC recomputed), of one segment: payload words flipped, truncated, extended, replaced by random words,
   or re-coded with keypoints outside [-1, 1];
 - combined: a large frame count with a truncated keypoint section (last segment).
 
-Two of the four seeds hold several key frames (refresh threshold 0 dB).
+Three of the five seeds hold several key frames (refresh threshold 0 dB): two with predicted key frames (version 3,
+prediction chains), one all intra (version 2).
 
 Every case parses and fully decodes (every frame rendered) inside the same process, with ``RLIMIT_AS`` set to the
 current virtual size + ``--memory-limit-mb`` (inherited by the ffmpeg child processes) and a per-case alarm.
@@ -76,8 +77,9 @@ def assemble(header, segments, entries=None, version=bitstream.VERSION):
     """A .s2d file from raw payloads, CRCs recomputed, nothing validated (to reach past the CRC checks).
 
     Args: header: header payload; segments: list of (key frame payload, keypoint payload); entries: index entries
-        (start_frame, frame_count, qp, offset or None = the true offset), one per segment or any other number;
-        version: 2 (with index and footer) or 1 (exactly one segment, no index).
+        (start_frame, frame_count, qp, flags, offset or None = the true offset), one per segment or any other number;
+        version: 3 or 2 (with index and footer; version 2 entries have no flags byte) or 1 (exactly one segment,
+        no index).
     """
     out = bytearray(bitstream.MAGIC + bytes([version]) + section(header))
     offsets = []
@@ -87,21 +89,23 @@ def assemble(header, segments, entries=None, version=bitstream.VERSION):
     if version == 1:
         return bytes(out)
     index_offset = len(out)
-    rows = [(start, count, qp, offsets[i] if offset is None and i < len(offsets) else (offset or 0))
-            for i, (start, count, qp, offset) in enumerate(entries)]
-    index = struct.pack('<I', len(rows)) + b''.join(struct.pack('<IIBQ', *row) for row in rows)
+    rows = [(start, count, qp) + ((flags,) if version == 3 else ())
+            + (offsets[i] if offset is None and i < len(offsets) else (offset or 0),)
+            for i, (start, count, qp, flags, offset) in enumerate(entries)]
+    layout = '<IIBBQ' if version == 3 else '<IIBQ'
+    index = struct.pack('<I', len(rows)) + b''.join(struct.pack(layout, *row) for row in rows)
     return bytes(out + section(index) + struct.pack('<Q', index_offset) + bitstream.FOOTER_MAGIC)
 
 
 HEADER_FIELDS = ('width', 'height', 'fps_num', 'fps_den', 'num_kp', 'kp_step')
 FIELD_FORMATS = dict(zip(HEADER_FIELDS, 'HHIIHd'))
 V1_FIELDS = ('width', 'height', 'fps_num', 'fps_den', 'frame_count', 'num_kp', 'kp_step', 'qp')
-INDEX_FIELDS = ('start_frame', 'frame_count', 'qp', 'offset')
+INDEX_FIELDS = ('start_frame', 'frame_count', 'qp', 'flags', 'offset')
 EXTREMES = {'H': [0, 1, 2, 63, 65, 4096, 16384, 16385, 65535], 'I': [0, 1, 2, 1000, 1001, 10 ** 5, 10 ** 7,
                                                                       10 ** 7 + 1, 2 ** 31, 2 ** 32 - 1],
             'B': [0, 1, 63, 64, 255], 'Q': [0, 1, 5, 40, 2 ** 31, 2 ** 63],
             'd': [0.0, -0.01, 1e-7, 1e-6, 1e-3, 0.01, 0.5, 1.0, 2.0, float('nan'), float('inf'), -float('inf')]}
-INDEX_FORMATS = dict(zip(INDEX_FIELDS, 'IIBQ'))
+INDEX_FORMATS = dict(zip(INDEX_FIELDS, 'IIBBQ'))
 
 
 class Mutator:
@@ -131,7 +135,7 @@ class Mutator:
 
     @staticmethod
     def entries(stream):
-        return [[s.start_frame, s.frame_count, s.qp, None] for s in stream.segments]
+        return [[s.start_frame, s.frame_count, s.qp, int(s.predicted), None] for s in stream.segments]
 
     @staticmethod
     def payloads(stream):
@@ -140,7 +144,7 @@ class Mutator:
     def build(self, stream, header=None, payloads=None, entries=None):
         return assemble(header if header is not None else self.header_payload(stream),
                         payloads if payloads is not None else self.payloads(stream),
-                        entries if entries is not None else self.entries(stream))
+                        entries if entries is not None else self.entries(stream), version=stream.version)
 
     def raw(self, data):
         data = bytearray(data)
@@ -204,7 +208,8 @@ class Mutator:
         entries = self.entries(stream)
         op = self.rng.choice(['field', 'field', 'drop', 'duplicate', 'swap', 'footer'])
         if op == 'field':
-            entry, field = self.rng.randrange(len(entries)), self.rng.randrange(4)
+            fields = [i for i, name in enumerate(INDEX_FIELDS) if name != 'flags' or stream.version == 3]
+            entry, field = self.rng.randrange(len(entries)), self.rng.choice(fields)
             entries[entry][field] = self.extreme(INDEX_FORMATS[INDEX_FIELDS[field]])
             op = INDEX_FIELDS[field]
         elif op == 'drop':
@@ -213,7 +218,7 @@ class Mutator:
             entries.insert(self.rng.randrange(len(entries) + 1), list(self.rng.choice(entries)))
         elif op == 'swap' and len(entries) > 1:
             i = self.rng.randrange(len(entries) - 1)
-            entries[i][3], entries[i + 1][3] = self.extreme('Q'), entries[i][3]
+            entries[i][4], entries[i + 1][4] = self.extreme('Q'), entries[i][4]
         else:
             data = bytearray(self.build(stream))
             struct.pack_into('<Q', data, len(data) - bitstream.FOOTER.size, self.extreme('Q'))
@@ -304,10 +309,13 @@ def build_seeds(checkpoint, rng):
     clip, _ = read_frames(os.path.join(REPO, 'data', 'samples', 'head04.mp4'), range(12))
     frames = np.stack([apply_crop(f, CropBox(0, 0, 256), 64) for f in clip])
     seeds = []
-    for length, qp, threshold in ((1, 50, None), (3, 42, None), (6, 37, 0.0), (12, 45, 0.0)):
-        data = Encoder(checkpoint, qp=qp, refresh_threshold=threshold).encode(frames[:length], fps=30)
+    for length, qp, threshold, inter in ((1, 50, None, True), (3, 42, None, True), (6, 37, 0.0, True),
+                                         (12, 45, 0.0, True), (12, 45, 0.0, False)):
+        data = Encoder(checkpoint, qp=qp, refresh_threshold=threshold, inter_key_frames=inter).encode(
+            frames[:length], fps=30)
         seeds.append((data, bitstream.parse(data)))
-    assert any(len(stream.segments) > 1 for _, stream in seeds), 'no multi-key-frame seed'
+    versions = {stream.version for _, stream in seeds if len(stream.segments) > 1}
+    assert versions == {2, 3}, f'multi-key-frame seeds of versions {versions}, expected intra (2) and predicted (3)'
     foreign = [vvc.encode_intra(np.zeros((256, 256, 3), np.uint8), 63).bitstream,
                vvc.encode_intra(np.zeros((512, 512, 3), np.uint8), 63).bitstream,
                vvc.encode_sequence(frames[:4, :32, :32], 63, 30).bitstream,

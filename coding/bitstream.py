@@ -1,12 +1,14 @@
 """The ``.s2d`` bitstream: one file holding everything the decoder needs besides the checkpoint.
 
-Version 2 layout (all integers little-endian)::
+Version 2 and 3 layout (all integers little-endian)::
 
     magic      4 bytes  b'S2DC'
-    version    1 byte   (2)
+    version    1 byte   (3 if any key frame is predicted, else 2)
     header section
     segments: for each key-reference frame, in frame order,
-        key frame section   raw Annex-B VVC bitstream (.266) of the segment's first frame (intra)
+        key frame section   raw Annex-B VVC bitstream (.266) of the segment's first frame: an intra picture, or
+                            (predicted) the bytes that follow the previous segments' key-frame sections in a
+                            prefix-stable chain (coding.vvc.VVCBackend.encode_chain)
         keypoint section    the segment's keypoints, coded by the header's keypoint coder
     index section
     footer     u64 byte offset of the index section | b'S2DX'
@@ -21,11 +23,14 @@ Version 2 layout (all integers little-endian)::
         codec_len u8, codec ascii       key-frame VVC encoder: one of coding.vvc.BACKENDS
         coder_len u8, coder ascii       keypoint entropy coder: a name of coding.keypoint_coder.CODERS
         weights_id 8 bytes              identifies the model weights (modules.build.weights_id)
-    index payload: segment_count u32, then per segment (17 bytes):
-        start_frame u32, frame_count u32, qp u8, offset u64 (file offset of its key frame section)
+    index payload: segment_count u32, then per segment (17 bytes in version 2, 18 in version 3):
+        start_frame u32, frame_count u32, qp u8, [v3: flags u8, bit 0 = predicted key frame,
+        other bits 0], offset u64 (file offset of its key frame section)
 
-A segment is self-contained: its first frame is the decoded key frame, and its keypoints are predicted from that
-key frame's coded keypoints (the keypoint coder restarts). The index, read from the end of the file, lets a decoder
+A segment's keypoints are predicted from its own key frame's coded keypoints (the keypoint coder restarts). An intra
+segment is self-contained; a predicted segment's key frame is decoded from the key-frame sections of the segments
+back to the last intra one (VVC pictures only: no keypoints or rendering before it). Files without predicted key
+frames are written as version 2, byte for byte what version-2 writers wrote. The index, read from the end of the file, lets a decoder
 seek to the key frame at or before any frame without reading what comes before it (:class:`S2DFile`).
 
 Version 1 files (one key frame; header with frame count and QP, then key frame and keypoint sections, no index)
@@ -48,7 +53,7 @@ from fractions import Fraction
 from coding.vvc import BACKENDS as KEY_FRAME_CODECS
 
 MAGIC = b'S2DC'
-VERSION = 2
+VERSION = 3                           # the newest version; pack writes the lowest that holds the stream
 FOOTER_MAGIC = b'S2DX'
 V1_KP_CODER = 'ctx36'                 # the only keypoint coder of version-1 files
 SECTION_OVERHEAD = 8                  # length + CRC-32 bytes around each payload
@@ -60,9 +65,11 @@ MAX_FRAMES = 10 ** 7
 MAX_SIDE = 16384
 MAX_KP = 1024
 MAX_NAME = 32
+MAX_CHAIN = 64                        # key frames in one prediction chain (an intra one + predicted ones)
 _HEADER = struct.Struct('<HHIIHd')     # v2, up to kp_step; codec name, coder name and weights_id follow
 _HEADER_V1 = struct.Struct('<HHIIIHdB')  # v1, up to qp; codec name and weights_id follow
-_INDEX_ENTRY = struct.Struct('<IIBQ')
+_INDEX_ENTRY = {2: struct.Struct('<IIBQ'), 3: struct.Struct('<IIBBQ')}
+PREDICTED = 1                         # index flags bit: the key frame continues the previous segment's chain
 WEIGHTS_ID_BYTES = 8
 _MAX_HEADER_BYTES = _HEADER_V1.size + 2 * (1 + MAX_NAME) + WEIGHTS_ID_BYTES
 
@@ -79,12 +86,15 @@ class Segment:
         start_frame: index of its key frame in the clip. frame_count: frames in the segment (>= 1, the key
             frame included). qp: the key frame's QP.
         key_frame: raw VVC bitstream bytes (b'' in an index entry not yet read). keypoints: keypoint payload bytes.
+        predicted: the key frame is coded after the previous segment's (its bytes continue that chain; see the
+            module doc); False for an intra key frame.
     """
     start_frame: int
     frame_count: int
     qp: int
     key_frame: bytes = b''
     keypoints: bytes = b''
+    predicted: bool = False
 
 
 @dataclasses.dataclass
@@ -144,13 +154,28 @@ class S2DStream:
                              self.kp_step)
                 + bytes([len(codec)]) + codec + bytes([len(coder)]) + coder + self.weights_id)
 
+    @property
+    def version(self):
+        """The format version :func:`pack` writes: 3 if a key frame is predicted, else 2."""
+        return 3 if any(s.predicted for s in self.segments) else 2
+
+    def chain_start(self, i):
+        """Index of the intra segment whose key-frame chain segment ``i``'s key frame continues (``i`` itself if
+        its key frame is intra)."""
+        while self.segments[i].predicted:
+            i -= 1
+        return i
+
     def index_bytes(self, offsets):
         """The index section's payload for segments starting at file ``offsets`` (list of int)."""
-        return struct.pack('<I', len(self.segments)) + b''.join(
-            _INDEX_ENTRY.pack(s.start_frame, s.frame_count, s.qp, offset) for s, offset in zip(self.segments, offsets))
+        entries = []
+        for s, offset in zip(self.segments, offsets):
+            fields = (s.start_frame, s.frame_count, s.qp) + ((PREDICTED * s.predicted,) if self.version == 3 else ())
+            entries.append(_INDEX_ENTRY[self.version].pack(*fields, offset))
+        return struct.pack('<I', len(self.segments)) + b''.join(entries)
 
     def section_bits(self):
-        """Bits of each part of the (version 2) file: dict with 'header' (magic, version, header section), 'index'
+        """Bits of each part of the (version 2 or 3) file: dict with 'header' (magic, version, header section), 'index'
         (index section and footer), and per segment 'key_frames' and 'keypoints' (lists, framing included);
         everything adds up to the file size x 8."""
         return {'header': 8 * (PREAMBLE + SECTION_OVERHEAD + len(self.header_bytes())),
@@ -184,7 +209,7 @@ def _validate(s):
 def _segment_problems(segments):
     if not segments:
         return ['no segment (a clip has at least its key-reference frame)']
-    problems, start = [], 0
+    problems, start, chain = [], 0, 0
     for i, s in enumerate(segments):
         if s.start_frame != start or not 1 <= s.frame_count <= MAX_FRAMES:
             problems.append(f'segment {i} covers frames {s.start_frame}..{s.start_frame + s.frame_count - 1}, '
@@ -192,6 +217,12 @@ def _segment_problems(segments):
             break
         if not 0 <= s.qp <= 63:
             problems.append(f'segment {i}: QP {s.qp} outside 0..63')
+        if s.predicted and i == 0:
+            problems.append('segment 0 has a predicted key frame, but nothing comes before it to predict from')
+        chain = chain + 1 if s.predicted else 1
+        if chain > MAX_CHAIN:
+            problems.append(f'segment {i}: more than {MAX_CHAIN} key frames in one prediction chain')
+            break
         start += s.frame_count
     if start > MAX_FRAMES:
         problems.append(f'frame count {start} outside 1..{MAX_FRAMES}')
@@ -209,11 +240,12 @@ def max_keypoint_bytes(num_kp, frame_count):
 
 
 def pack(stream):
-    """Serialize an :class:`S2DStream` to the bytes of a version-2 ``.s2d`` file.
+    """Serialize an :class:`S2DStream` to the bytes of a ``.s2d`` file (version ``stream.version``: 2 unless a key
+    frame is predicted).
 
     Raises: BitstreamError if a header field is out of range or a payload is too large.
     """
-    out = bytearray(MAGIC + bytes([VERSION]) + _section(stream.header_bytes()))
+    out = bytearray(MAGIC + bytes([stream.version]) + _section(stream.header_bytes()))
     offsets = []
     for s in stream.segments:
         if len(s.key_frame) > MAX_KEY_FRAME_BYTES:
@@ -301,7 +333,7 @@ class S2DFile:
             bytes of a file.
     Attributes:
         stream: :class:`S2DStream` with the header fields and the index (segments without payloads).
-        version: the file's format version (1 or 2).
+        version: the file's format version (1, 2 or 3).
     Raises: FileNotFoundError; BitstreamError for a wrong magic, an unsupported version, truncation, a CRC
         mismatch, out-of-range fields, an inconsistent index, or bytes outside the sections.
     Use as a context manager (or call :meth:`close`) to release a file.
@@ -328,9 +360,9 @@ class S2DFile:
         if magic != MAGIC:
             raise BitstreamError(f'not a Sparse2Dense .s2d bitstream: starts with {magic!r}, expected {MAGIC!r}')
         self.version = reader.take(1, 'the version')[0]
-        if self.version not in (1, VERSION):
+        if not 1 <= self.version <= VERSION:
             raise BitstreamError(f'.s2d version {self.version} is not supported by this decoder (it reads versions '
-                                 f'1 and {VERSION}); use the codec release that wrote the file')
+                                 f'1 to {VERSION}); use the codec release that wrote the file')
         fields = _parse_header(reader.section('header', _MAX_HEADER_BYTES), self.version)
         self.stream = S2DStream(**fields)
         if self.version == 1:
@@ -348,15 +380,24 @@ class S2DFile:
         if not header_end < index_offset <= reader.size - FOOTER.size:
             raise BitstreamError(f'corrupt .s2d file: index offset {index_offset} outside the file')
         reader.seek(index_offset)
-        limit = 4 + _INDEX_ENTRY.size * ((index_offset - header_end) // (2 * SECTION_OVERHEAD))
+        layout = _INDEX_ENTRY[self.version]
+        limit = 4 + layout.size * ((index_offset - header_end) // (2 * SECTION_OVERHEAD))
         index = reader.section('index', limit)
         if reader.pos != reader.size - FOOTER.size:
             raise BitstreamError('corrupt .s2d file: unexpected bytes between the index and the footer')
         (count,) = struct.unpack('<I', index[:4]) if len(index) >= 4 else (None,)
-        if count is None or len(index) != 4 + count * _INDEX_ENTRY.size:
+        if count is None or len(index) != 4 + count * layout.size:
             raise BitstreamError('corrupt .s2d index: its length does not match its segment count')
-        entries = [_INDEX_ENTRY.unpack_from(index, 4 + i * _INDEX_ENTRY.size) for i in range(count)]
-        self.stream.segments = [Segment(start, frames, qp) for start, frames, qp, _ in entries]
+        entries = [layout.unpack_from(index, 4 + i * layout.size) for i in range(count)]
+        segments = []
+        for start, frames, qp, *flags, _ in entries:
+            flag = flags[0] if flags else 0
+            if flag & ~PREDICTED:
+                raise BitstreamError(f'corrupt .s2d index: unknown segment flags {flag:#x}')
+            segments.append(Segment(start, frames, qp, predicted=bool(flag & PREDICTED)))
+        self.stream.segments = segments
+        if self.version == 3 and not any(s.predicted for s in self.stream.segments):
+            raise BitstreamError('corrupt .s2d file: version 3 without a predicted key frame (written as version 2)')
         _validate(self.stream)
         self._offsets, self._end = [offset for *_, offset in entries], index_offset
         bounds = self._offsets + [self._end]
@@ -408,7 +449,7 @@ def _open_regular(path):
 
 
 def parse(data):
-    """Parse and check the bytes of a ``.s2d`` file (version 1 or 2), every segment included.
+    """Parse and check the bytes of a ``.s2d`` file (version 1, 2 or 3), every segment included.
 
     Args: data: bytes.
     Returns: :class:`S2DStream`.

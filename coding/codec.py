@@ -15,6 +15,13 @@ keypoints are predicted from its own coded keypoints, when
   decoded by VVC, is not rendered and sets no level). The first frame after a key frame sets the level, so a segment
   holds at least two frames unless a scene cut follows at once.
 
+Inter-coded key frames (``inter_key_frames``, VVC backends with a prefix-stable chain mode: VVenC): a key frame
+refreshed for quality is coded as a P picture predicted from the key frames before it, back to the last intra one
+(the first frame, a scene cut, or every ``MAX_CHAIN`` key frames). The encoder re-codes the chain of original key
+frames with the new one appended (``VVCBackend.encode_chain``) and sends only the bytes after what it sent already;
+the decoder decodes the chain's sections together. A chain whose earlier bytes came out different (never seen; the
+backend's prefix property is tested) falls back to an intra key frame.
+
 Everything goes into one ``.s2d`` file (:mod:`coding.bitstream`) with an index of the key frames for seeking.
 
 Decoder: for each segment, decodes the key frame, encodes it once into the generator's feature volume, then for
@@ -43,6 +50,9 @@ DEFAULT_KP_STEP = 0.01
 DEFAULT_QP = 42
 DEFAULT_VVC = vvc_lib.DEFAULT_BACKEND
 DETECTOR_BATCH = 8
+#: most key frames in one prediction chain (intra + P pictures): bounds the encoder's re-coding (quadratic in the
+#: chain length) and what a seek decodes
+MAX_CHAIN = 16
 
 
 @dataclasses.dataclass
@@ -138,11 +148,18 @@ class _OpenSegment:
     qp: int
     key_frame: np.ndarray           # decoded, uint8 (H, W, 3)
     key_bitstream: bytes
+    predicted: bool
     kp_source: torch.Tensor         # the key frame's dequantized keypoints (1, K, 3) in [-1, 1]
     coder: object
     count: int = 1
     features: object = None         # the generator's source encoding, made when first needed
     best_psnr: float = -math.inf    # best PSNR of a frame rendered from this key frame so far
+
+
+def default_inter_key_frames(backend):
+    """Whether the encoder predicts refreshed key frames by default with VVC backend ``backend`` (a name of
+    coding.vvc.BACKENDS): where the backend has a prefix-stable chain mode (``VVCBackend.chains``: VVenC)."""
+    return vvc_lib.get_backend(backend).chains
 
 
 class Encoder:
@@ -162,6 +179,11 @@ class Encoder:
             best rendering from the same key frame so far becomes a key frame (see the module doc).
         scene_cuts: refresh at detected scene cuts (coding/scene.py).
         kp_coder: keypoint coder name (coding.keypoint_coder.CODERS); default the registry's DEFAULT_CODER.
+        inter_key_frames: code key frames refreshed for quality as P pictures predicted from the earlier key frames
+            (see the module doc; needs a backend with ``chains``, e.g. 'vvenc'); None (default): where the backend
+            can (:func:`default_inter_key_frames`). Key frames at the start and at
+            scene cuts stay intra pictures, coded in the chain's configuration (so even without refreshes the
+            key frame's bytes differ from those of False).
     Attributes (after :meth:`encode`):
         account: :class:`BitAccount`. keypoints: float32 (T, K, 3) reconstructed keypoints (what the
         decoder will use). quantized: int64 (T, K, 3). key_frame: uint8 (H, W, 3) the first decoded key frame.
@@ -173,7 +195,7 @@ class Encoder:
     """
 
     def __init__(self, checkpoint_path, device='cpu', kp_step=None, qp=None, vvc=None, vtm=None,
-                 refresh_threshold=None, scene_cuts=True, kp_coder=None):
+                 refresh_threshold=None, scene_cuts=True, kp_coder=None, inter_key_frames=None):
         self.models = load_inference_models(checkpoint_path, device)
         params = _codec_params(self.models.config)
         self.kp_step = float(kp_step if kp_step is not None else params.get('kp_step', DEFAULT_KP_STEP))
@@ -189,6 +211,11 @@ class Encoder:
             raise ValueError(f'refresh threshold must be >= 0 dB (or None: no refresh), got {refresh_threshold}')
         self.refresh_threshold = None if refresh_threshold is None else float(refresh_threshold)
         self.scene_cuts = bool(scene_cuts)
+        self.inter_key_frames = bool(default_inter_key_frames(self.vvc) if inter_key_frames is None
+                                     else inter_key_frames)
+        if self.inter_key_frames and not vvc_lib.get_backend(self.vvc).chains:
+            raise ValueError(f'the {self.vvc} backend cannot code inter key frames; use vvenc or drop '
+                             f'inter_key_frames (--inter-key-frames)')
         self.coder = keypoint_coder.get_coder(kp_coder or keypoint_coder.DEFAULT_CODER)
         self.size = _model_size(self.models.config)
         self.num_kp = self.models.config['model_params']['common_params']['num_kp']
@@ -234,7 +261,7 @@ class Encoder:
         Raises: ValueError for bad frames or parameters; coding.vvc.VVCError if VVC coding fails.
         """
         self._fps = _frame_rate(fps)
-        self._segments, self._open, self._previous = [], None, None
+        self._segments, self._open, self._previous, self._chain = [], None, None, None
         self._bits, self._quantized, self._psnr, self.key_frame, self.account = [], [], [], None, None
         self._coded_bits, self.max_drop = 0.0, 0.0
         batch = []
@@ -277,7 +304,7 @@ class Encoder:
         i = 0
         while i < len(batch):
             if cuts[i] or self._open is None:
-                self._start_segment(batch[i])
+                self._start_segment(batch[i], predict=False)
                 i += 1
                 continue
             end = next((j for j in range(i + 1, len(batch)) if cuts[j]), len(batch))
@@ -293,7 +320,7 @@ class Encoder:
                 i = end
             else:
                 i += refresh
-                self._start_segment(batch[i])
+                self._start_segment(batch[i], predict=self.inter_key_frames)
                 i += 1
         if progress:
             progress(len(batch))
@@ -319,21 +346,40 @@ class Encoder:
         out = self.models.generator.render(segment.features, segment.kp_source, self._kp(np.stack(quantized)))
         return _frame_psnr(tensor_to_frames(out['prediction']).numpy(), np.stack(originals)).tolist()
 
-    def _start_segment(self, frame):
-        """Close the open segment; code ``frame`` as a key-reference frame that opens the next one."""
+    def _start_segment(self, frame, predict):
+        """Close the open segment; code ``frame`` as a key-reference frame that opens the next one (``predict``: as
+        a P picture continuing the key-frame chain, where it can)."""
         if self._open is not None:
             self._close_segment()
-        key = vvc_lib.encode_intra(frame, self.qp, backend=self.vvc, fps=self._fps, vtm=self.vtm)
-        decoded = key.frames[0]
+        decoded, payload, predicted = self._code_key_frame(frame, predict)
         quantized = self._detect([decoded])[0]            # closed loop: keypoints of the decoded key frame
         coder = self.coder.encoder(self.num_kp, self.kp_step)
         psnr = float(_frame_psnr(decoded[None], frame[None])[0])
-        self._open = _OpenSegment(start=len(self._bits), qp=key.qp, key_frame=decoded, key_bitstream=key.bitstream,
-                                  kp_source=self._kp(quantized[None]), coder=coder)
+        self._open = _OpenSegment(start=len(self._bits), qp=self.qp, key_frame=decoded, key_bitstream=payload,
+                                  predicted=predicted, kp_source=self._kp(quantized[None]), coder=coder)
         if self.key_frame is None:
             self.key_frame = decoded
-        self._coded_bits += 8 * len(key.bitstream)
+        self._coded_bits += 8 * len(payload)
         self._append(coder.encode_frame(quantized), quantized, psnr)
+
+    def _code_key_frame(self, frame, predict):
+        """VVC-code a key frame: (decoded uint8 (H, W, 3), the bytes to send, predicted?). Intra unless ``predict``
+        and the open chain has room; with ``inter_key_frames`` an intra key frame starts a new chain."""
+        backend = vvc_lib.get_backend(self.vvc, self.vtm)
+        if not self.inter_key_frames:
+            key = backend.encode_intra(frame, self.qp, fps=self._fps)
+            return key.frames[0], key.bitstream, False
+        chain = self._chain
+        if predict and chain is not None and len(chain[0]) < MAX_CHAIN:
+            frames, sent = chain[0] + [frame], chain[1]
+            key = backend.encode_chain(np.stack(frames), self.qp, fps=self._fps)
+            if key.bitstream.startswith(sent) and len(key.bitstream) > len(sent):
+                self._chain = (frames, key.bitstream)
+                return key.frames[-1], key.bitstream[len(sent):], True
+            warnings.warn(f'{self.vvc} re-coded the earlier key frames differently: key frame coded intra')
+        key = backend.encode_chain(frame[None], self.qp, fps=self._fps)
+        self._chain = ([frame], key.bitstream)
+        return key.frames[0], key.bitstream, False
 
     def _add_frame(self, quantized, psnr):
         self._append(self._open.coder.encode_frame(quantized), quantized, psnr)
@@ -348,7 +394,7 @@ class Encoder:
     def _close_segment(self):
         segment = self._open
         self._segments.append(bitstream.Segment(segment.start, segment.count, segment.qp, segment.key_bitstream,
-                                                segment.coder.finish()))
+                                                segment.coder.finish(), predicted=segment.predicted))
         self._open = None
 
 
@@ -424,31 +470,35 @@ class Decoder:
         source = self.open(data)
         stream = source.stream
         first = stream.segment_at(start_frame)
+        chain = [source.segment(i).key_frame for i in range(stream.chain_start(first), first)]
         segment = source.segment(first)
         _check_segment_size(stream, segment)
-        key_frame = self._decode_key_frame(stream, segment)
-        return self._frames(source, stream, first, (segment, key_frame), start_frame)
+        chain, key_frame = self._decode_key_frame(stream, segment, chain)
+        return self._frames(source, stream, first, (segment, key_frame, chain), start_frame)
 
     def _frames(self, source, stream, first, opened, start_frame):
         for i in range(first, len(stream.segments)):
             if i == first:
-                segment, key_frame = opened
+                segment, key_frame, chain = opened
             else:
                 segment = source.segment(i)
                 _check_segment_size(stream, segment)
-                key_frame = self._decode_key_frame(stream, segment)
+                chain, key_frame = self._decode_key_frame(stream, segment, chain)
             yield from self._segment_frames(stream, segment, key_frame, max(0, start_frame - segment.start_frame))
 
-    def _decode_key_frame(self, stream, segment):
+    def _decode_key_frame(self, stream, segment, chain):
+        """Decode a segment's key frame: (its chain's key-frame sections so far, decoded uint8 (H, W, 3)). ``chain``:
+        the sections of the key frames before it in its chain (used only if it is predicted)."""
+        sections = chain + [segment.key_frame] if segment.predicted else [segment.key_frame]
         try:
-            key = vvc_lib.decode(segment.key_frame, stream.width, stream.height, backend=stream.key_codec,
-                                 vtm=self.vtm, max_frames=1)
+            key = vvc_lib.decode(b''.join(sections), stream.width, stream.height, backend=stream.key_codec,
+                                 vtm=self.vtm, max_frames=len(sections))
         except vvc_lib.VVCContentError as err:
             raise bitstream.BitstreamError(f'key frame of the segment at frame {segment.start_frame}: {err}') from None
-        if len(key) != 1:
-            raise bitstream.BitstreamError(f'key-frame section at frame {segment.start_frame} holds {len(key)} '
-                                           f'pictures, expected 1')
-        return key[0]
+        if len(key) != len(sections):
+            raise bitstream.BitstreamError(f'the key-frame sections up to frame {segment.start_frame} hold {len(key)} '
+                                           f'pictures, expected {len(sections)}')
+        return sections, key[-1]
 
     @torch.inference_mode()
     def _segment_frames(self, stream, segment, key_frame, skip):

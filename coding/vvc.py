@@ -50,6 +50,9 @@ _VVC_LEVELS = (
 )
 
 _VVENC_LOWDELAY = 'PicReordering=0:GOPSize=8:DecodingRefreshType=none:IntraPeriod=-1'
+#: low delay without the temporal pre-filter (MCTF, and BIM which needs it): MCTF filters a picture with the ones
+#: after it, so without it the pictures coded so far do not depend on what follows (a prefix-stable chain)
+_VVENC_CHAIN = _VVENC_LOWDELAY + ':MCTF=0:BIM=0'
 
 
 class VVCError(RuntimeError):
@@ -305,10 +308,12 @@ def _write(path, data):
 class VVCBackend:
     """One VVC encoder / decoder pair, the interface through which the codec, the demo and the evaluation code.
 
-    A backend has a ``name`` (the id in ``.s2d`` headers, results and ``BACKENDS``) and three operations:
-    :meth:`encode_intra` (a key-reference frame), :meth:`encode_sequence` (the low-delay anchor) and :meth:`decode`.
+    A backend has a ``name`` (the id in ``.s2d`` headers, results and ``BACKENDS``) and these operations:
+    :meth:`encode_intra` (a key-reference frame), :meth:`encode_sequence` (the low-delay anchor), :meth:`decode`,
+    and, where ``chains`` is True, :meth:`encode_chain` (key frames predicted from earlier key frames).
     They check the input, code through a temporary folder and decode the result again, the same for every backend;
-    a subclass supplies only the tool runs: ``_encode(frames, qp, fps, tmp, lowdelay, tools) -> bytes`` and
+    a subclass supplies only the tool runs: ``_encode(frames, qp, fps, tmp, mode, tools) -> bytes`` (``mode``:
+    'intra', 'lowdelay' or 'chain', the last only where the class sets ``chains = True``) and
     ``_decode(bitstream, width, height, tmp, tools, max_frames) -> uint8 (T, H, W, 3)``, plus :meth:`_tools` when it
     needs external programs (checked before any work) and :meth:`description` for reports. A new backend is a
     subclass added to ``BACKEND_CLASSES``.
@@ -316,6 +321,8 @@ class VVCBackend:
 
     #: backend id, e.g. 'vvenc'
     name = None
+    #: whether :meth:`encode_chain` is supported (key frames predicted from earlier key frames)
+    chains = False
 
     @classmethod
     def create(cls, vtm=None):
@@ -345,7 +352,7 @@ class VVCBackend:
         frame = np.asarray(frame)
         if frame.ndim != 3:
             raise ValueError(f'encode_intra takes one frame (H, W, 3), got shape {frame.shape}')
-        return self._code(frame, qp, fps, lowdelay=False)
+        return self._code(frame, qp, fps, 'intra')
 
     def encode_sequence(self, frames, qp, fps):
         """Code a whole sequence in low-delay mode (the VVC anchor) and decode it.
@@ -358,7 +365,24 @@ class VVCBackend:
         Raises: ValueError for bad input; VVCError if the encoder/decoder is missing or fails.
         Source: JVET GFVC test conditions (VVC anchor in low-delay configuration).
         """
-        return self._code(frames, qp, fps, lowdelay=True)
+        return self._code(frames, qp, fps, 'lowdelay')
+
+    def encode_chain(self, frames, qp, fps):
+        """Code key-reference frames as one low-delay sequence whose coded pictures do not depend on later ones: the
+        bitstream of ``frames[:n]`` is a byte prefix of the bitstream of ``frames[:n + 1]``, so a key frame added
+        later is sent as the bytes after that prefix (a P picture predicted from the earlier key frames) and a
+        decoder appends them to what it has (coding/codec.py, inter-coded key frames).
+
+        Args: frames: uint8 (T, H, W, 3) RGB, H and W even. qp: integer QP in [0, 63] (every picture; the low-delay
+            configuration adds its own per-picture offsets to the P pictures). fps: frames/s.
+        Returns: VVCResult with the bitstream and the T decoded frames.
+        Raises: ValueError for bad input; VVCError if this backend has no prefix-stable mode (``chains`` False) or
+            the encoder/decoder fails.
+        Source: the prefix property is measured, not promised by the encoder: tests/test_vvc.py checks it.
+        """
+        if not self.chains:
+            raise VVCError(f'the {self.name} backend cannot code predicted key frames (no prefix-stable mode)')
+        return self._code(frames, qp, fps, 'chain')
 
     def decode(self, bitstream, width, height, max_frames=None):
         """Decode a VVC bitstream to RGB frames.
@@ -386,7 +410,7 @@ class VVCBackend:
             raise VVCContentError(f'the VVC bitstream holds more than {max_frames} picture(s)')
         return frames
 
-    def _code(self, frames, qp, fps, lowdelay):
+    def _code(self, frames, qp, fps, mode):
         frames = _check_frames(frames)
         qp = _check_qp(qp)
         if not fps or float(fps) <= 0:
@@ -394,7 +418,7 @@ class VVCBackend:
         height, width = frames.shape[1:3]
         with _temporary_dir() as tmp:
             tools = self._tools(need=('encoder', 'decoder', 'cfg_dir'))
-            bitstream = self._encode(frames, qp, fps, tmp, lowdelay, tools)
+            bitstream = self._encode(frames, qp, fps, tmp, mode, tools)
             decoded = self._decode(bitstream, width, height, tmp, tools, None)
         if decoded.shape != frames.shape:
             raise VVCError(f'{self.name} decoded {decoded.shape[0]} frames of {decoded.shape[1:3]}, '
@@ -404,10 +428,11 @@ class VVCBackend:
 
 class VVenC(VVCBackend):
     """The embedded backend: imageio-ffmpeg's ffmpeg with ``libvvenc`` (10-bit input, ``-qp Q -qpa 0``; low delay:
-    ``-vvenc-params PicReordering=0:GOPSize=8:DecodingRefreshType=none:IntraPeriod=-1``), decoded with ffmpeg's
-    native ``vvc`` decoder."""
+    ``-vvenc-params PicReordering=0:GOPSize=8:DecodingRefreshType=none:IntraPeriod=-1``; key-frame chains: the same
+    plus ``MCTF=0:BIM=0``), decoded with ffmpeg's native ``vvc`` decoder."""
 
     name = 'vvenc'
+    chains = True
 
     def description(self):
         version = subprocess.run([ffmpeg_exe(), '-hide_banner', '-version'], capture_output=True,
@@ -415,7 +440,7 @@ class VVenC(VVCBackend):
         return (f"VVenC (libvvenc in the imageio-ffmpeg ffmpeg: {version}); QP = VVenC nominal QP (-qp Q -qpa 0): a "
                 "one-frame intra picture is coded at slice QP Q-3, so these QPs are not VTM QPs")
 
-    def _encode(self, frames, qp, fps, tmp, lowdelay, tools):
+    def _encode(self, frames, qp, fps, tmp, mode, tools):
         t, height, width = frames.shape[:3]
         yuv = _write(os.path.join(tmp, 'in.yuv'), rgb_to_yuv420(frames, 10))
         out = os.path.join(tmp, 'out.266')
@@ -423,8 +448,8 @@ class VVenC(VVCBackend):
         cmd = [ffmpeg_exe(), '-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'rawvideo',
                '-pix_fmt', 'yuv420p10le', '-s', f'{width}x{height}', '-r', str(rate), '-i', yuv,
                '-frames:v', str(t), '-c:v', 'libvvenc', '-qp', str(qp), '-qpa', '0']
-        if lowdelay:
-            cmd += ['-vvenc-params', _VVENC_LOWDELAY]
+        if mode != 'intra':
+            cmd += ['-vvenc-params', _VVENC_CHAIN if mode == 'chain' else _VVENC_LOWDELAY]
         _run(cmd + ['-f', 'vvc', '-y', out], 'VVenC encoding (ffmpeg libvvenc)')
         return _read_output(out, 'VVenC encoding (ffmpeg libvvenc)')
 
@@ -464,9 +489,9 @@ class VTM(VVCBackend):
         return (f"VTM EncoderApp/DecoderApp ({self.tools.encoder or os.environ.get('VTM_ENCODER', 'VTM_ENCODER')}), "
                 "QP = VTM -q as in the JVET GFVC conditions")
 
-    def _encode(self, frames, qp, fps, tmp, lowdelay, tools):
+    def _encode(self, frames, qp, fps, tmp, mode, tools):
         t, height, width = frames.shape[:3]
-        cfg = os.path.join(tools.cfg_dir, 'encoder_lowdelay_vtm.cfg' if lowdelay
+        cfg = os.path.join(tools.cfg_dir, 'encoder_lowdelay_vtm.cfg' if mode == 'lowdelay'
                            else 'encoder_intra_vtm.cfg')
         if not os.path.isfile(cfg):
             raise VVCError(f'VTM cfg file {cfg} is missing; VTM_CFG_DIR must be the cfg/ folder of VTM')

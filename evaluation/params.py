@@ -11,6 +11,8 @@
       kp_steps: null              # keypoint quantisation steps to sweep (null: [codec_params.kp_step])
       refresh_thresholds: [null]  # key-frame refresh thresholds to sweep with key_qps, dB (null: key frames only at
                                   # scene cuts); more than one: the s2d curve is each clip's Pareto front
+      inter_key_frames: null      # refreshed key frames predicted from earlier ones (coding/codec.py); null: the
+                                  # codec's default (on where the VVC backend can: vvenc)
       vvc_backend: auto           # auto (vtm when VTM_ENCODER/VTM_DECODER/VTM_CFG_DIR are set, else vvenc)
       metrics: [psnr, psnr_yuv, ssim, ms_ssim, vmaf, dists, lpips_vgg, lpips_alex, fvd, motion]
                                   # motion: motion fidelity (evaluation/motion.py), reported per point, no BD-rate
@@ -23,7 +25,8 @@ from coding import vvc
 from evaluation.metrics import ALL_METRICS
 
 DEFAULTS = dict(root_dir=None, videos=None, num_frames=150, fps=None, key_qps=[22, 32, 42, 52],
-                anchor_qps=[37, 42, 47, 52], kp_steps=None, refresh_thresholds=[None], vvc_backend='auto', metrics=list(ALL_METRICS),
+                anchor_qps=[37, 42, 47, 52], kp_steps=None, refresh_thresholds=[None], inter_key_frames=None,
+                vvc_backend='auto', metrics=list(ALL_METRICS),
                 bd_min_overlap=0.75, fvd_stride=16, vertex_min_confidence=0.5, batch_size=8)
 
 
@@ -73,6 +76,9 @@ def rd_params(config):
         raise ValueError(f"rd_params.refresh_thresholds must be a non-empty list of null (no refresh) or numbers "
                          f">= 0 (dB), got {thresholds!r}")
     params['refresh_thresholds'] = sorted(set(thresholds), key=lambda t: (t is not None, -(t or 0)))
+    if params['inter_key_frames'] not in (None, True, False):
+        raise ValueError(f"rd_params.inter_key_frames must be null (the codec's default), true or false, got "
+                         f"{params['inter_key_frames']!r}")
     if not 0 <= params['bd_min_overlap'] <= 1:
         raise ValueError(f"rd_params.bd_min_overlap must be in [0, 1], got {params['bd_min_overlap']!r}")
     return params

@@ -1,4 +1,5 @@
 """The .s2d container (coding/bitstream.py): round trip, errors, and a seeded robustness fuzz."""
+import dataclasses
 import struct
 import zlib
 from fractions import Fraction
@@ -82,6 +83,36 @@ def test_version_1_files_are_still_read(stream):
         bs.parse(pack_v1(one) + b'\x00')
 
 
+def test_predicted_key_frames_are_version_3(stream):
+    """A stream with a predicted key frame is written as version 3 (a flags byte per index entry) and reads back
+    with the flag; without one it stays version 2, byte for byte; impossible chains are refused."""
+    s, q = stream
+    v2 = bs.pack(s)
+    assert v2[4] == 2 and s.version == 2
+    chained = bs.S2DStream(**{**s.__dict__, 'segments': [s.segments[0],
+                                                         dataclasses.replace(s.segments[1], predicted=True)]})
+    data = bs.pack(chained)
+    assert data[4] == 3 and len(data) == len(v2) + len(s.segments)
+    parsed = bs.parse(data)
+    assert parsed == chained and [seg.predicted for seg in parsed.segments] == [False, True]
+    assert [parsed.chain_start(i) for i in (0, 1)] == [0, 0] and s.chain_start(1) == 1
+    np.testing.assert_array_equal(decode_all(data), q)
+    first = bs.S2DStream(**{**s.__dict__, 'segments': [dataclasses.replace(s.segments[0], predicted=True),
+                                                       s.segments[1]]})
+    with pytest.raises(bs.BitstreamError, match='nothing comes before it'):
+        bs.pack(first)
+    index_offset, _ = bs.FOOTER.unpack(data[-bs.FOOTER.size:])
+    flags_at = 4 + bs._INDEX_ENTRY[3].size + 9           # the second entry's flags byte
+    for flags, message in ((0x03, 'unknown segment flags 0x3'), (0x00, 'version 3 without a predicted')):
+        payload = bytearray(data[index_offset + 4:-bs.FOOTER.size - 4])
+        payload[flags_at] = flags
+        with pytest.raises(bs.BitstreamError, match=message):
+            bs.parse(data[:index_offset] + bs._section(bytes(payload)) + data[-bs.FOOTER.size:])
+    long = [bs.Segment(i, 1, 42, b'k', b'', predicted=i > 0) for i in range(bs.MAX_CHAIN + 1)]
+    with pytest.raises(bs.BitstreamError, match=f'more than {bs.MAX_CHAIN} key frames in one prediction chain'):
+        bs.pack(bs.S2DStream(**{**s.__dict__, 'segments': long}))
+
+
 def test_seek_reads_only_the_wanted_segment(stream, tmp_path):
     """With the first segment's payload destroyed, the index still opens the file and the second segment reads."""
     s, _ = stream
@@ -132,7 +163,7 @@ def test_inconsistent_index_is_refused(stream):
     index_offset, _ = bs.FOOTER.unpack(data[-bs.FOOTER.size:])
     payload = bytearray(data[index_offset + 4:-bs.FOOTER.size - 4])
     for field, value, message in ((13, 1, 'offsets do not follow'),         # first segment's offset
-                                  (4 + bs._INDEX_ENTRY.size, SPLIT + 2, 'follow each other')):  # second segment's start frame
+                                  (4 + bs._INDEX_ENTRY[s.version].size, SPLIT + 2, 'follow each other')):  # second segment's start frame
         forged = bytearray(payload)
         struct.pack_into('<I', forged, field, value)
         rebuilt = data[:index_offset] + bs._section(bytes(forged)) + data[-bs.FOOTER.size:]
@@ -149,7 +180,7 @@ def boundaries(s):
         points.append(pos)
         pos += bs.SECTION_OVERHEAD + len(segment.keypoints)
         points.append(pos)
-    points += [pos + bs.SECTION_OVERHEAD + 4 + bs._INDEX_ENTRY.size * len(s.segments)]
+    points += [pos + bs.SECTION_OVERHEAD + 4 + bs._INDEX_ENTRY[s.version].size * len(s.segments)]
     return sorted({p + d for p in points for d in (-4, -1, 0, 1, 4)})
 
 

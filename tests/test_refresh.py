@@ -44,12 +44,13 @@ def test_cut_starts_a_segment_equal_to_coding_the_second_clip_alone(tiny_checkpo
     assert without.account.key_frames == [0]
 
 
-@pytest.fixture(scope='module')
-def refreshed(tiny_checkpoint):
+@pytest.fixture(scope='module', params=[False, True], ids=['intra', 'inter'])
+def refreshed(tiny_checkpoint, request):
     """head04 coded with a 0 dB refresh threshold: a key frame whenever a rendered frame is worse than the best
-    one rendered from the same key frame (several key frames with the random model)."""
+    one rendered from the same key frame (several key frames with the random model); refreshed key frames intra or
+    predicted (inter_key_frames)."""
     frames = sample_frames('head04', 12)
-    encoder = Encoder(tiny_checkpoint, qp=45, refresh_threshold=0.0)
+    encoder = Encoder(tiny_checkpoint, qp=45, refresh_threshold=0.0, inter_key_frames=request.param)
     return frames, encoder, encoder.encode(frames, fps=30)
 
 
@@ -69,6 +70,9 @@ def test_refresh_is_closed_loop_and_the_account_adds_up(tiny_checkpoint, refresh
         assert np.all(kept >= np.maximum.accumulate(kept) - 1e-4)
     quantized, _ = Decoder(tiny_checkpoint).decode_keypoints(data)
     np.testing.assert_array_equal(quantized, encoder.quantized)
+    segments = bitstream.parse(data).segments
+    assert [s.predicted for s in segments] == [encoder.inter_key_frames and i > 0 for i in range(len(segments))]
+    assert data[4] == (3 if encoder.inter_key_frames else 2)
 
 
 def test_start_frame_decodes_bit_exactly_what_a_full_decode_gives(tiny_checkpoint, refreshed, monkeypatch):
@@ -88,9 +92,35 @@ def test_start_frame_decodes_bit_exactly_what_a_full_decode_gives(tiny_checkpoin
     real = vvc.decode
     monkeypatch.setattr(vvc, 'decode', lambda payload, *a, **k: decoded_keys.append(payload) or real(payload, *a, **k))
     list(decoder.decode(data, start_frame=keys[-1]))
-    assert decoded_keys == [bitstream.parse(data).segments[-1].key_frame]
+    stream = bitstream.parse(data)
+    chain = stream.segments[stream.chain_start(len(stream.segments) - 1):]
+    assert decoded_keys == [b''.join(s.key_frame for s in chain)]
+    assert len(chain) == (len(keys) if encoder.inter_key_frames else 1)
     with pytest.raises(ValueError, match='outside the clip'):
         decoder.decode(data, start_frame=len(full))
+
+
+def test_prediction_chains_are_bounded_and_cheaper(tiny_checkpoint, monkeypatch):
+    """Predicted key frames cost fewer bits than intra ones; a chain holds at most MAX_CHAIN key frames, then an
+    intra key frame starts the next one, and the stream still decodes to what the encoder rendered."""
+    from coding import codec
+    frames = sample_frames('head04', 12)
+    intra = Encoder(tiny_checkpoint, qp=45, refresh_threshold=0.0, inter_key_frames=False)
+    intra.encode(frames, fps=30)
+    monkeypatch.setattr(codec, 'MAX_CHAIN', 2)
+    inter = Encoder(tiny_checkpoint, qp=45, refresh_threshold=0.0, inter_key_frames=True)
+    data = inter.encode(frames, fps=30)
+    predicted = [s.predicted for s in bitstream.parse(data).segments]
+    assert len(predicted) >= 4 and predicted == [i % 2 == 1 for i in range(len(predicted))]
+    bits = dict(zip(inter.account.key_frames, inter.account.key_frame_bits))
+    intra_bits = dict(zip(intra.account.key_frames, intra.account.key_frame_bits))
+    p_bits = [b for p, b in zip(predicted, inter.account.key_frame_bits) if p]
+    assert max(p_bits) < min(intra_bits.values()) and bits[0] <= intra_bits[0]
+    decoded = np.stack([frame for frame, _ in Decoder(tiny_checkpoint).decode(data)])
+    np.testing.assert_allclose(psnr_rgb(frames_to_tensor(decoded), frames_to_tensor(frames)).numpy(), inter.psnr,
+                               atol=1e-4)
+    with pytest.raises(ValueError, match='cannot code inter key frames'):
+        Encoder(tiny_checkpoint, vvc='vtm', inter_key_frames=True)
 
 
 def test_version_1_bitstream_decodes(tiny_checkpoint):

@@ -72,6 +72,26 @@ def test_vvenc_lowdelay_sequence(frames):
     assert min(psnr(a, b) for a, b in zip(seq.frames, frames)) > 28
 
 
+def test_vvenc_key_frame_chain_is_prefix_stable(frames):
+    """The chain of n key frames is a byte prefix of the chain of n + 1 (what inter-coded key frames rely on), and
+    the appended bytes, decoded after the prefix, give the new picture."""
+    backend = vvc.get_backend('vvenc')
+    keys = frames[::2]
+    chains = [backend.encode_chain(keys[:n], 42, fps=30) for n in (1, 2, 3)]
+    for shorter, longer in zip(chains, chains[1:]):
+        assert longer.bitstream.startswith(shorter.bitstream) and len(longer.bitstream) > len(shorter.bitstream)
+        np.testing.assert_array_equal(longer.frames[:len(shorter.frames)], shorter.frames)
+    full = chains[-1]
+    np.testing.assert_array_equal(vvc.decode(full.bitstream, 256, 256), full.frames)
+    # the first picture is the intra key frame's quality; the P pictures cost far fewer bytes than intra ones
+    intra = vvc.encode_intra(keys[0], 42)
+    assert abs(psnr(full.frames[0], keys[0]) - psnr(intra.frames[0], keys[0])) < 0.5
+    added = len(full.bitstream) - len(chains[0].bitstream)
+    assert added < len(intra.bitstream) and min(psnr(a, b) for a, b in zip(full.frames, keys)) > 26
+    with pytest.raises(vvc.VVCError, match='cannot code predicted key frames'):
+        vvc.VTM().encode_chain(keys, 42, fps=30)
+
+
 def test_vtm_backend_through_fake_executables(frames, fake_vtm):
     result = vvc.encode_intra(frames[0], 37, backend='vtm', fps=30)
     assert (result.backend, result.qp) == ('vtm', 37)
