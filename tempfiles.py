@@ -3,11 +3,19 @@
 Every temporary sibling of an output is named ``<prefix><PID>...`` (e.g. ``.out.mp4.tmp1234``,
 ``.checkpoint.pth.tmp1234.ab12cd.pth``, ``s2d_vvc_1234_xyz``). A SIGKILL leaves it behind; the next writer of the
 same output calls :func:`remove_stale` which deletes the ones whose process no longer exists (a live process, or a
-PID reused by another live process, is never touched).
+PID reused by another live process, is never touched) *and* that nothing has touched for ``STALE_AFTER_S``: a PID
+says nothing about a writer in another PID namespace sharing the folder (a container or a sandbox with the same
+``/tmp``), whose live files would otherwise be deleted under it (measured here: four encodes failed with "wrote no
+output" while a process in another sandbox ran the tests).
 """
 import os
 import re
 import shutil
+import time
+
+#: a temporary younger than this (its own or, for a folder, its entries' newest modification) is never removed,
+#: whatever its PID says (s)
+STALE_AFTER_S = 6 * 3600
 
 
 def pid_alive(pid):
@@ -28,12 +36,23 @@ def tmp_prefix(name):
     return f'.{name}.tmp{os.getpid()}'
 
 
-def remove_stale(folder, prefix):
-    """Delete entries ``<prefix><PID>...`` of ``folder`` whose process PID is gone; returns how many were removed.
+def _newest_change(path):
+    """Latest modification time (s since the epoch) of ``path`` and, for a folder, of its direct entries."""
+    times = [os.lstat(path).st_mtime]
+    if os.path.isdir(path) and not os.path.islink(path):
+        with os.scandir(path) as entries:
+            times += [entry.stat(follow_symlinks=False).st_mtime for entry in entries]
+    return max(times)
+
+
+def remove_stale(folder, prefix, min_age_s=None):
+    """Delete entries ``<prefix><PID>...`` of ``folder`` whose process PID is gone and which nobody modified for
+    ``min_age_s`` seconds; returns how many were removed.
 
     Args:
         folder: the folder holding the temporaries.
         prefix: the part before the PID, e.g. ``.out.mp4.tmp`` or ``s2d_vvc_``.
+        min_age_s: the quiet time that makes an entry stale, s (default ``STALE_AFTER_S``).
     """
     try:
         entries = os.listdir(folder)
@@ -50,6 +69,8 @@ def remove_stale(folder, prefix):
             continue
         path = os.path.join(folder, name)
         try:
+            if time.time() - _newest_change(path) < (STALE_AFTER_S if min_age_s is None else min_age_s):
+                continue
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
             else:
