@@ -258,21 +258,13 @@ class TruncatedInputError(ValueError):
 
 @contextlib.contextmanager
 def _new_folder(path):
-    """A temporary sibling folder to fill; on success it becomes ``path`` (which may only be an empty folder or
-    absent: an existing folder is removed with os.rmdir, which never deletes files). Removed on error."""
-    from tempfiles import remove_stale_siblings, tmp_prefix
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    remove_stale_siblings(path)
-    tmp = tempfile.mkdtemp(prefix=tmp_prefix(os.path.basename(path)) + '.', dir=os.path.dirname(path))
-    try:
-        yield tmp
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.rmdir(path)
-        os.rename(tmp, path)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+    """A temporary sibling folder (str) to fill; on success it becomes ``path`` (which may only be an empty folder or
+    absent: an existing folder is removed with os.rmdir, which never deletes files). Removed on error.
+    Written through :func:`video_io.atomic_path`."""
+    from video_io import atomic_path
+    with atomic_path(path, replace_folder=False) as tmp:
+        tmp.mkdir()
+        yield str(tmp)
 
 
 class _VertexSink:
@@ -300,24 +292,12 @@ class _VertexSink:
         import zipfile
         shape = (self.count,) + (self.shape or (0, 2))
         self.raw.seek(0)
-        from tempfiles import remove_stale_siblings, tmp_prefix
-        folder = os.path.dirname(os.path.abspath(path))
-        remove_stale_siblings(path)
-        fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(os.path.basename(path)) + '.', dir=folder)
-        try:
-            with os.fdopen(fd, 'wb') as handle, zipfile.ZipFile(handle, 'w', allowZip64=True) as archive:
-                with archive.open('vertices.npy', 'w', force_zip64=True) as member:
-                    np.lib.format.write_array_header_1_0(
-                        member, {'descr': '<f4', 'fortran_order': False, 'shape': shape})
-                    shutil.copyfileobj(self.raw, member, 1 << 20)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        from video_io import atomic_path
+        with atomic_path(path) as tmp, open(tmp, 'wb') as handle, \
+                zipfile.ZipFile(handle, 'w', allowZip64=True) as archive:
+            with archive.open('vertices.npy', 'w', force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(member, {'descr': '<f4', 'fortran_order': False, 'shape': shape})
+                shutil.copyfileobj(self.raw, member, 1 << 20)
 
     def close(self):
         self.raw.close()

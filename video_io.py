@@ -9,6 +9,7 @@ Public API: ``VideoReadError``, ``VideoInfo``, ``probe``, ``iter_frames``, ``Vid
 """
 import contextlib
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from fractions import Fraction
@@ -241,28 +242,46 @@ def read_frames(path, indices=None):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, replace_folder=True):
     """The one atomic writer: yield a temporary sibling path of ``path`` (a file or a folder) to write; on success
     it replaces ``path`` (``os.replace``), on error it is removed, so ``path`` is never left half-written.
 
-    The temporary name ``.<name>.tmp<PID><suffix>`` names the writer (leftovers of a killed run are removed by the
-    next one, see :mod:`tempfiles`) and keeps the suffix, so writers that infer the format from it work. Missing
-    parent folders are created.
+    The temporary name ``.<name>.tmp<PID>.<random><suffix>`` names the writer (leftovers of a killed run are removed
+    by the next one, see :mod:`tempfiles`), is unique within the process (two threads may write the same output) and
+    keeps the suffix, so writers that infer the format from it work. Nothing is created at that name: the caller
+    creates the file (or the folder, e.g. ``tmp.mkdir()``), so it gets the usual permissions (0o666 / 0o777 less the
+    umask). A written file is fsynced before it replaces ``path``. Missing parent folders are created.
+
+    Args:
+        path: the output (str or Path).
+        replace_folder: what a written folder does to an existing folder at ``path``: True removes it with its
+            files; False replaces it only if it is empty (``os.rmdir``, which never deletes a file).
+    Yields:
+        the temporary path (Path).
+    Raises:
+        OSError: ``path`` cannot be replaced (e.g. a non-empty folder with ``replace_folder=False``); whatever the
+            caller's block raises passes through after the temporary is removed.
     """
     from tempfiles import remove_stale_siblings, tmp_prefix
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(path)                         # leftovers of a killed earlier run
-    tmp = path.with_name(tmp_prefix(path.name) + path.suffix)
+    tmp = path.with_name(f'{tmp_prefix(path.name)}.{secrets.token_hex(4)}{path.suffix}')
     try:
         yield tmp
-        if path.is_dir() and tmp.is_dir():
-            shutil.rmtree(path)
+        if tmp.is_file():
+            with open(tmp, 'rb') as handle:
+                os.fsync(handle.fileno())
+        if path.is_dir() and not path.is_symlink() and tmp.is_dir():
+            if replace_folder:
+                shutil.rmtree(path)
+            else:
+                path.rmdir()
         os.replace(tmp, path)
     finally:
-        if tmp.is_dir():
+        if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
+        elif tmp.exists() or tmp.is_symlink():
             tmp.unlink()
 
 

@@ -8,11 +8,11 @@ resident memory of this process image since it was started, the script's Python 
 programs it runs). ``ru_maxrss_mb`` (getrusage RUSAGE_SELF) is given for reference only: Linux carries the peak of the
 address space a process had before ``exec`` into it, so a process started by a large parent (fork or vfork) reports at
 least the parent's size there (measured: a script holding 80 MB, started from a pytest process with torch loaded,
-gave ru_maxrss 538 MB). ``seconds`` is the script's wall time. The module imports only the standard library, so
-nothing but the script itself counts in the peak. The exit status is the script's.
+gave ru_maxrss 538 MB). ``seconds`` is the script's wall time. Until the script ends the module has imported only the
+standard library, so nothing but the script itself counts in the peak (the report is measured first, then written
+through ``video_io.atomic_path``). The exit status is the script's.
 """
 import json
-import os
 import resource
 import runpy
 import sys
@@ -49,10 +49,9 @@ def run_script(report, script, args):
     finally:
         result = {'peak_mb': peak_rss_mb(), 'ru_maxrss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   'seconds': time.perf_counter() - start, 'exit': status or 0}
-        tmp = f'{report}.tmp{os.getpid()}'
-        with open(tmp, 'w') as handle:
+        from video_io import atomic_path        # only now: the peak is measured
+        with atomic_path(report) as tmp, open(tmp, 'w') as handle:
             json.dump(result, handle)
-        os.replace(tmp, report)
 
 
 if __name__ == '__main__':

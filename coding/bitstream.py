@@ -46,7 +46,6 @@ import math
 import os
 import stat
 import struct
-import tempfile
 import zlib
 from fractions import Fraction
 
@@ -485,22 +484,8 @@ def read(path):
 
 
 def write_atomic(path, data):
-    """Write bytes to ``path`` atomically (temporary file in the same folder, then os.replace)."""
-    from tempfiles import remove_stale_siblings, tmp_prefix
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    remove_stale_siblings(path)                         # leftovers of a killed earlier run
-    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(os.path.basename(path)) + '.', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write bytes to ``path`` atomically through :func:`video_io.atomic_path` (temporary sibling, fsync, then
+    os.replace; the file follows the umask; leftovers of killed writers are removed). Raises OSError."""
+    from video_io import atomic_path
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

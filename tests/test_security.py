@@ -465,6 +465,30 @@ def test_checkpoints_follow_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / 'o.s2d').stat().st_mode) == 0o644
 
 
+def test_the_atomic_writer_never_deletes_files_of_a_folder_it_may_not_replace(tmp_path):
+    from video_io import atomic_path
+    (tmp_path / 'pngs').mkdir()
+    (tmp_path / 'pngs' / 'keep.png').write_bytes(b'x')
+    with pytest.raises(OSError):
+        with cli._new_folder(tmp_path / 'pngs') as folder:
+            open(os.path.join(folder, '0000000.png'), 'wb').close()
+    assert sorted(p.name for p in tmp_path.rglob('*')) == ['keep.png', 'pngs']
+    previous = os.umask(0o022)
+    try:
+        (tmp_path / 'pngs' / 'keep.png').unlink()
+        with cli._new_folder(tmp_path / 'pngs'):       # an empty folder is replaced, with the umask's permissions
+            pass
+        with atomic_path(tmp_path / 'a.bin') as first, atomic_path(tmp_path / 'a.bin') as second:
+            assert first != second                      # unique within the process
+            first.write_bytes(b'1')
+            second.write_bytes(b'2')
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / 'pngs').stat().st_mode) == 0o755
+    assert (tmp_path / 'a.bin').read_bytes() == b'1'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a.bin', 'pngs']
+
+
 def test_log_txt_has_each_epoch_once_after_a_resume(tmp_path):
     import logger
     first = logger.Logger(tmp_path)
