@@ -33,33 +33,18 @@ def save_checkpoint(path, checkpoint):
         torch.save(checkpoint, temporary)
 
 
-def _to_device(value, device):
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {key: _to_device(item, device) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_device(item, device) for item in value)
-    return value
-
-
 def load_checkpoint(path, map_location='cpu'):
-    """Read a Sparse2Dense checkpoint with ``weights_only=True``.
+    """Read a Sparse2Dense checkpoint for resuming or fine-tuning: :func:`modules.build.load_checkpoint` with
+    ``require`` 'epoch' (an int) and the inference networks' state dicts.
 
     Returns: the checkpoint dict (tensors on ``map_location``).
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a checkpoint dict with 'config', 'epoch' and the network state dicts.
+        CheckpointNotFoundError (a FileNotFoundError): no such file.
+        CheckpointError (a ValueError): the file is unreadable or refused, or lacks 'config', 'epoch' or a
+            network's state dict (one message style: ``<file>: ...; what to do``).
     """
-    from modules.build import load_checkpoint as read_checkpoint   # the one reader: clear errors, pickles refused
-    checkpoint = read_checkpoint(path)
-    if map_location not in (None, 'cpu', torch.device('cpu')):
-        checkpoint = _to_device(checkpoint, map_location)
-    required = ('config', 'epoch', 'kp_detector', 'generator', 'vertex_head')
-    missing = [key for key in required if not isinstance(checkpoint, dict) or key not in checkpoint]
-    if missing:
-        raise ValueError(f"'{path}' is not a Sparse2Dense checkpoint: missing {missing}")
-    return checkpoint
+    from modules.build import INFERENCE_NETWORKS, load_checkpoint as read_checkpoint   # the one reader and validator
+    return read_checkpoint(path, require=('epoch',) + INFERENCE_NETWORKS, map_location=map_location)
 
 
 def load_matching_weights(module, state_dict):

@@ -98,48 +98,84 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No checkpoint file at the given path."""
 
 
-def load_checkpoint(checkpoint_path):
-    """The one checkpoint reader: ``torch.load(..., weights_only=True)`` with one clear error for every bad file.
+#: entries a caller may require of a checkpoint, with their type; any other name must be a dict (a state dict,
+#: an optimizer state, 'validation')
+_ENTRY_TYPES = {'epoch': int, 'iteration': int}
+
+#: what to do when a checkpoint lacks what the caller needs
+_USE_A_TRAINING_CHECKPOINT = ("give a checkpoint written by `python run.py --mode train` (log/<run>/checkpoint.pth "
+                              "or best.pth, which hold them all) or checkpoints/humans256-cpu.pth")
+
+
+def _to_device(value, device):
+    """``value`` with every tensor in it (nested dicts, lists, tuples) moved to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(item, device) for item in value)
+    return value
+
+
+def load_checkpoint(checkpoint_path, require=(), map_location='cpu'):
+    """The one checkpoint reader and validator: ``torch.load(..., weights_only=True)`` with one clear error for
+    every bad file, in one style: ``<file>: <what is wrong>; <what to do>``.
 
     Args:
-        checkpoint_path: path of a ``*.pth`` written by ``run.py`` or tools/export_checkpoint.py.
+        checkpoint_path: path (str or Path) of a ``*.pth`` written by ``run.py`` or tools/export_checkpoint.py.
+        require: names of the entries the caller needs besides 'config' (always checked), e.g.
+            :data:`INFERENCE_NETWORKS` to build the networks, ``('epoch', ...)`` to resume training. 'epoch' and
+            'iteration' must be ints, any other entry a dict (a state dict, an optimizer state, 'validation').
+        map_location: device the tensors are moved to after reading (read on the CPU first, so a bad device is
+            not reported as a bad file): 'cpu', 'cuda:0', a torch.device ...
     Returns:
-        the checkpoint dict (on the CPU), holding at least a dict 'config'.
+        the checkpoint dict (tensors on ``map_location``), holding a valid dict 'config' and every required entry.
     Raises:
         CheckpointNotFoundError (a FileNotFoundError): no such file.
         CheckpointError (a ValueError): a directory, an empty or truncated file, another format, a pickle of
-            Python objects (refused: loading it would run code from the file), a dict without a config, or a
-            config with an unknown or missing key (see :func:`modules.config.resolve_config`).
+            Python objects (refused: loading it would run code from the file), a dict without a config or a
+            required entry, or a config with an unknown or missing key (see :func:`modules.config.resolve_config`).
     """
     path = str(checkpoint_path)
     if os.path.isdir(path):
-        raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file; give the *.pth file itself")
     if not os.path.isfile(path):
-        raise CheckpointNotFoundError(f"checkpoint {path} does not exist; train one with "
+        raise CheckpointNotFoundError(f"{path}: checkpoint does not exist; train one with "
                                       f"`python run.py --mode train` or use checkpoints/humans256-cpu.pth")
     if os.path.getsize(path) == 0:
-        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): an interrupted copy or download?")
+        raise CheckpointError(f"{path}: checkpoint is empty (0 bytes); copy or download it again "
+                              f"(an interrupted copy?)")
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         if 'weights only' in str(err).lower() or 'weights_only' in str(err):
             raise CheckpointError(
-                f"checkpoint {path} is refused: it pickles Python objects other than tensors and plain containers, "
-                f"and unpickling them could run code from the file; only tensor-only checkpoints are loaded "
-                f"(re-save a trusted copy's state dicts, e.g. with tools/export_checkpoint.py)") from None
-        raise CheckpointError(f"checkpoint {path} is not a PyTorch checkpoint (unreadable pickle: "
-                              f"{str(err)[:120]})") from None
+                f"{path}: checkpoint refused: it pickles Python objects other than tensors and plain containers, "
+                f"and unpickling them could run code from the file; re-save a trusted copy's state dicts "
+                f"(e.g. with tools/export_checkpoint.py), only tensor-only checkpoints are loaded") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (unreadable pickle: {str(err)[:120]}); "
+                              f"{_USE_A_TRAINING_CHECKPOINT}") from None
     except Exception as err:  # torch raises RuntimeError, EOFError, OSError, ... for truncated or foreign files
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-        raise CheckpointError(f"checkpoint {path} cannot be read: truncated, corrupt or not a PyTorch "
-                              f"checkpoint ({type(err).__name__}: {first})") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get('config'), dict):
-        raise CheckpointError(f"{path} is not a Sparse2Dense checkpoint: "
-                              + ("missing ['config']" if isinstance(ckpt, dict) else f"it holds a {type(ckpt).__name__}"))
+        raise CheckpointError(f"{path}: checkpoint cannot be read: truncated, corrupt or not a PyTorch checkpoint "
+                              f"({type(err).__name__}: {first}); copy it again or "
+                              f"{_USE_A_TRAINING_CHECKPOINT}") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a Sparse2Dense checkpoint: it holds a {type(ckpt).__name__}; "
+                              f"{_USE_A_TRAINING_CHECKPOINT}")
+    missing = [name for name in ('config',) + tuple(require)
+               if not isinstance(ckpt.get(name), _ENTRY_TYPES.get(name, dict))]
+    if missing:
+        raise CheckpointError(f"{path}: not a Sparse2Dense checkpoint: missing {missing}; "
+                              f"{_USE_A_TRAINING_CHECKPOINT}")
     try:
         resolve_config(ckpt['config'])
     except ConfigError as err:
-        raise CheckpointError(f"checkpoint {path} holds an invalid config: {err}") from None
+        raise CheckpointError(f"{path}: holds an invalid config: {err}; re-export the run with a corrected "
+                              f"config (tools/export_checkpoint.py --config)") from None
+    if map_location not in (None, 'cpu', torch.device('cpu')):
+        ckpt = _to_device(ckpt, map_location)
     return ckpt
 
 
@@ -157,21 +193,20 @@ def load_inference_models(checkpoint_path, device='cpu'):
             Sparse2Dense checkpoint (missing 'config' or a network's state dict), or its weights do not fit the
             networks its config describes.
     """
-    ckpt = load_checkpoint(checkpoint_path)
-    missing = [k for k in INFERENCE_NETWORKS if not isinstance(ckpt.get(k), dict)]
-    if missing:
-        raise CheckpointError(f"{checkpoint_path} is not a Sparse2Dense checkpoint: missing {missing}")
+    ckpt = load_checkpoint(checkpoint_path, require=INFERENCE_NETWORKS)
     try:
         networks = build_networks(ckpt['config'])
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise CheckpointError(f"{checkpoint_path}: its config does not describe the networks: {err}") from None
+        raise CheckpointError(f"{checkpoint_path}: its config does not describe the networks: {err}; "
+                              f"{_USE_A_TRAINING_CHECKPOINT}") from None
     device = torch.device(device)
     for name in INFERENCE_NETWORKS:
         try:
             networks[name].load_state_dict(ckpt[name])
         except (RuntimeError, TypeError, AttributeError) as err:
             raise CheckpointError(f"{checkpoint_path}: {name} weights do not match its config: "
-                                  f"{str(err)[:300]}") from None
+                                  f"{str(err)[:300]}; export the run's own config with its weights "
+                                  f"(tools/export_checkpoint.py)") from None
         networks[name].to(device).eval()
     return InferenceModels(config=ckpt['config'], kp_detector=networks['kp_detector'],
                            generator=networks['generator'], vertex_head=networks['vertex_head'],

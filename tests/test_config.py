@@ -119,6 +119,22 @@ def test_shipped_checkpoints_load_and_a_stored_typo_is_refused(tmp_path):
         load_inference_models(str(bad))
 
 
+def test_the_one_checkpoint_loader_checks_what_the_caller_requires(tmp_path):
+    import logger
+    ckpt = load_checkpoint(str(REPO_ROOT / 'checkpoints' / 'humans256-cpu.pth'))
+    ckpt['epoch'] = 'last'                              # resuming needs an int
+    del ckpt['vertex_head']
+    bad = tmp_path / 'partial.pth'
+    torch.save(ckpt, bad)
+    assert load_checkpoint(bad, require=('generator',))['epoch'] == 'last'
+    for load, missing in ((lambda: load_checkpoint(bad, require=('epoch', 'vertex_head')), "['epoch', 'vertex_head']"),
+                          (lambda: logger.load_checkpoint(bad), "['epoch', 'vertex_head']"),
+                          (lambda: load_inference_models(str(bad)), "['vertex_head']")):
+        with pytest.raises(CheckpointError) as error:
+            load()
+        assert str(error.value).startswith(f'{bad}: not a Sparse2Dense checkpoint: missing {missing}; give a ')
+
+
 def test_yaml_default_and_explicit_value_build_the_same_network(tiny_config):
     explicit = copy.deepcopy(tiny_config)
     explicit['model_params']['dense_motion_params']['kernel_size'] = 7

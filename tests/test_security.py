@@ -284,6 +284,7 @@ def test_bad_checkpoints_are_one_line_exit_2(tmp_path, checkpoint, coded, capsys
         with pytest.raises(CheckpointError) as error:
             logger.load_checkpoint(tmp_path / f'{name}.pth')
         assert 'weights_only=False' not in str(error.value)
+        assert str(error.value).startswith(f"{tmp_path / name}.pth: ") and '; ' in str(error.value)  # what to do
     assert not (tmp_path / 'ckpt.ran').exists()
 
 
