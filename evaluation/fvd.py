@@ -28,8 +28,9 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-from evaluation.weights import Unavailable, find_weights, missing_weights
+from evaluation.weights import Unavailable, missing_weights
 from modules.render import frames_to_tensor
+from modules.weights import find_weights
 
 I3D_FILE = 'i3d_torchscript.pt'
 #: SHA-256 (hex) of the one trusted ``i3d_torchscript.pt``; None: no file is trusted (FVD unavailable).

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from evaluation.weights import (Unavailable, WeightsFileError, find_weights, hub_dir_holding, load_state_dict_file,
-                                missing_weights, serving_state_dicts)
+from evaluation.weights import Unavailable, hub_dir_holding, missing_weights, serving_state_dicts
+from modules.weights import WeightsFileError, find_weights, load_state_dict_file
 
 # metric -> (trunk weight files, description)
 LEARNED_METRICS = {

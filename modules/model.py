@@ -5,7 +5,6 @@ keypoints under random affine + thin-plate-spline warps, keypoint prior and the 
 Each sub-network is called exactly once per ``forward`` (inputs are concatenated along the batch), which keeps
 DistributedDataParallel's gradient bookkeeping simple and saves time.
 """
-import os
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +12,7 @@ from torch import nn
 
 from modules.config import resolve_section
 from modules.util import ALIGN_CORNERS, AntiAliasInterpolation2d, make_coordinate_grid
+from modules.weights import WeightsNotFoundError, read_weights
 
 #: torchvision's ImageNet VGG19 weights file, looked up in ``$TORCH_HOME/hub/checkpoints`` (torch.hub.get_dir()).
 VGG19_FILE = 'vgg19-dcbb9e9d.pth'
@@ -40,22 +40,25 @@ class VGG19Features(nn.Module):
             False gives a randomly initialised, fixed network (seed 0): the offline option ``vgg19_random``.
     Input: (B, 3, H, W) in [0, 1]. Output: list of 5 feature maps.
     Raises:
-        FileNotFoundError: pretrained weights are not in the cache; the message names the file and the folder.
+        WeightsNotFoundError (a FileNotFoundError): pretrained weights are not in the cache; the message names the
+            file and the folder (:func:`modules.weights.not_found_message`).
+        WeightsFileError (a ValueError): the file is refused (not plain tensors, see
+            :func:`modules.weights.load_state_dict_file`).
     """
 
     def __init__(self, pretrained):
         super().__init__()
         import torchvision
         if pretrained:
-            path = os.path.join(torch.hub.get_dir(), 'checkpoints', VGG19_FILE)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(
-                    f"perceptual_backbone 'vgg19' needs torchvision's ImageNet VGG19 weights {VGG19_FILE} in "
-                    f"{os.path.dirname(path)} (set TORCH_HOME to move that folder). Download "
-                    f"https://download.pytorch.org/models/{VGG19_FILE} there, or set "
-                    f"train_params.perceptual_backbone to 'vgg19_random' or 'none' for an offline run.")
+            try:
+                state = read_weights(VGG19_FILE)
+            except WeightsNotFoundError as err:
+                raise WeightsNotFoundError(
+                    f"perceptual_backbone 'vgg19': {err} (set TORCH_HOME to move that folder; the file is "
+                    f"https://download.pytorch.org/models/{VGG19_FILE}), or set train_params.perceptual_backbone to "
+                    f"'vgg19_random' or 'none' for an offline run") from None
             vgg = torchvision.models.vgg19()
-            vgg.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+            vgg.load_state_dict(state)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)

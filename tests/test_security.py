@@ -133,6 +133,20 @@ def test_hostile_metric_weights_are_not_unpickled(tmp_path, metric, filename):
     assert isinstance(result, Unavailable) and 'weights_only=True' in result.reason
 
 
+def test_the_perceptual_losss_vgg19_file_goes_through_the_one_weights_reader(tmp_path, monkeypatch):
+    from modules.model import VGG19_FILE, VGG19Features
+    from modules.weights import WeightsFileError
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=f'file not found: put {VGG19_FILE} .* in one of: {tmp_path}'):
+        VGG19Features(pretrained=True)
+    (tmp_path / 'hub' / 'checkpoints').mkdir(parents=True)
+    marker = tmp_path / 'unpickled.ran'
+    torch.save({'payload': _TouchOnUnpickle(marker)}, tmp_path / 'hub' / 'checkpoints' / VGG19_FILE)
+    with pytest.raises(WeightsFileError, match='weights_only=True'):
+        VGG19Features(pretrained=True)
+    assert not marker.exists()
+
+
 def test_i3d_torchscript_needs_the_pinned_sha256(tmp_path, monkeypatch):
     from evaluation import fvd
     from evaluation.weights import Unavailable
