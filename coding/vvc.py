@@ -51,8 +51,9 @@ _VVC_LEVELS = (
 
 _VVENC_LOWDELAY = 'PicReordering=0:GOPSize=8:DecodingRefreshType=none:IntraPeriod=-1'
 #: low delay without the temporal pre-filter (MCTF, and BIM which needs it): MCTF filters a picture with the ones
-#: after it, so without it the pictures coded so far do not depend on what follows (a prefix-stable chain)
-_VVENC_CHAIN = _VVENC_LOWDELAY + ':MCTF=0:BIM=0'
+#: after it, so without it the pictures coded so far do not depend on what follows (a prefix-stable chain); single
+#: threaded: with frame-parallel coding this libvvenc wrote nothing at all for 14 or 15 pictures (ffmpeg exit code 0)
+_VVENC_CHAIN = _VVENC_LOWDELAY + ':MCTF=0:BIM=0:Threads=0'
 
 
 class VVCError(RuntimeError):
@@ -429,7 +430,7 @@ class VVCBackend:
 class VVenC(VVCBackend):
     """The embedded backend: imageio-ffmpeg's ffmpeg with ``libvvenc`` (10-bit input, ``-qp Q -qpa 0``; low delay:
     ``-vvenc-params PicReordering=0:GOPSize=8:DecodingRefreshType=none:IntraPeriod=-1``; key-frame chains: the same
-    plus ``MCTF=0:BIM=0``), decoded with ffmpeg's native ``vvc`` decoder."""
+    plus ``MCTF=0:BIM=0:Threads=0``), decoded with ffmpeg's native ``vvc`` decoder."""
 
     name = 'vvenc'
     chains = True
