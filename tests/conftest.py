@@ -76,3 +76,26 @@ def tiny_checkpoint_factory():
 def tiny_checkpoint(tmp_path_factory):
     """Path of a checkpoint of randomly initialised config/test-tiny.yaml networks (seed 0)."""
     return save_tiny_checkpoint(tmp_path_factory.mktemp('tiny_checkpoint') / 'tiny.pth')
+
+
+def dead_pid():
+    """The PID of a process that has exited (to name a killed writer's leftovers)."""
+    import subprocess
+    import sys
+
+    import tempfiles
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    assert not tempfiles.pid_alive(proc.pid)
+    return proc.pid
+
+
+def age(*paths):
+    """Set the modification time of ``paths`` past tempfiles.STALE_AFTER_S (leftovers nobody touched for long)."""
+    import os
+    import time
+
+    import tempfiles
+    past = time.time() - tempfiles.STALE_AFTER_S - 60
+    for path in paths:
+        os.utime(path, (past, past))

@@ -13,7 +13,7 @@ import yaml
 import codec as cli
 from coding import bitstream, vvc
 from coding.codec import Decoder, Encoder
-from tests.conftest import REPO_ROOT, save_tiny_checkpoint
+from tests.conftest import REPO_ROOT, age, dead_pid, save_tiny_checkpoint
 from tools.crop import CropBox, apply_crop
 from video_io import read_frames
 
@@ -431,13 +431,6 @@ def test_vmaf_works_with_a_tmpdir_holding_colons_and_quotes(tmp_path, frames, mo
 
 # -- 7. leftovers after kills, log.txt after resume, permissions ---------------------------------------------------
 
-def dead_pid():
-    import subprocess
-    proc = subprocess.Popen(['true'])
-    proc.wait()
-    return proc.pid
-
-
 def test_leftovers_of_killed_writers_are_removed_by_the_next_run(tmp_path, monkeypatch, frames):
     import logger
     from video_io import write_video
@@ -450,6 +443,7 @@ def test_leftovers_of_killed_writers_are_removed_by_the_next_run(tmp_path, monke
     kept.write_bytes(b'another live writer')
     (tmp_path / f'.pngs.tmp{dead}.zz').mkdir()
     (tmp_path / f'.pngs.tmp{dead}.zz' / '0000000.png').write_bytes(b'x')
+    age(*leftovers, kept, tmp_path / f'.pngs.tmp{dead}.zz' / '0000000.png', tmp_path / f'.pngs.tmp{dead}.zz')
     bitstream.write_atomic(tmp_path / 'out.s2d', b'data')
     write_video(tmp_path / 'r.mp4', frames[:1], 30)
     logger.save_checkpoint(tmp_path / 'checkpoint.pth', {'epoch': 1})
@@ -462,6 +456,7 @@ def test_leftovers_of_killed_writers_are_removed_by_the_next_run(tmp_path, monke
     vvc_tmp.mkdir()
     (vvc_tmp / f's2d_vvc_{dead}_abc').mkdir()
     (vvc_tmp / f's2d_vvc_{dead}_abc' / 'in.yuv').write_bytes(b'x' * 100)
+    age(vvc_tmp / f's2d_vvc_{dead}_abc' / 'in.yuv', vvc_tmp / f's2d_vvc_{dead}_abc')
     monkeypatch.setenv('TMPDIR', str(vvc_tmp))
     monkeypatch.setattr(__import__('tempfile'), 'tempdir', None)
     vvc.encode_intra(frames[0], 50)

@@ -1,18 +1,8 @@
 """Leftover temporaries (tempfiles.py): only those of a dead writer that nobody touched for a while are removed."""
 import os
-import subprocess
-import sys
-import time
 
 import tempfiles
-
-
-def dead_pid():
-    """The PID of a process that has exited."""
-    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
-    proc.wait()
-    assert not tempfiles.pid_alive(proc.pid)
-    return proc.pid
+from tests.conftest import age, dead_pid
 
 
 def test_recent_or_live_temporaries_are_kept_old_dead_ones_removed(tmp_path):
@@ -25,17 +15,14 @@ def test_recent_or_live_temporaries_are_kept_old_dead_ones_removed(tmp_path):
     (old_dir / 'in.yuv').write_bytes(b'y')
     live_old = tmp_path / f's2d_vvc_{os.getppid()}_live'     # old, but its writer runs
     live_old.mkdir()
-    past = time.time() - tempfiles.STALE_AFTER_S - 60
-    for path in (old_dir / 'in.yuv', old_dir, live_old):
-        os.utime(path, (past, past))
+    age(old_dir / 'in.yuv', old_dir, live_old)
     # a folder whose entry was modified recently is not stale, even if the folder itself is old
     busy = tmp_path / f's2d_vvc_{dead}_busy'
     busy.mkdir()
     (busy / 'out.266').write_bytes(b'z')
-    os.utime(busy, (past, past))
     other = tmp_path / 'unrelated_1'
     other.mkdir()
-    os.utime(other, (past, past))
+    age(busy, other)
     assert tempfiles.remove_stale(tmp_path, 's2d_vvc_') == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [fresh_dir.name, live_old.name, busy.name, other.name])
@@ -48,6 +35,5 @@ def test_stale_siblings_of_an_output(tmp_path):
     leftover = tmp_path / f'.clip.s2d.tmp{dead}.ab12'
     leftover.write_bytes(b'partial')
     assert tempfiles.remove_stale_siblings(output) == 0 and leftover.exists()
-    past = time.time() - tempfiles.STALE_AFTER_S - 60
-    os.utime(leftover, (past, past))
+    age(leftover)
     assert tempfiles.remove_stale_siblings(output) == 1 and not leftover.exists()
