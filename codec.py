@@ -199,6 +199,7 @@ def encode(args):
         _write_account(args.account, encoder)
     refresh = 'off' if encoder.refresh_threshold is None else f'{encoder.refresh_threshold:g} dB'
     print(f'{args.output}: {acc.frame_count} frames at {float(fps):g} fps, {len(acc.key_frames)} key frame(s) '
+          f'({sum(acc.predicted)} predicted) '
           f'{encoder.vvc} QP {encoder.qp}, refresh threshold {refresh}, scene cuts '
           f'{"on" if encoder.scene_cuts else "off"}, kp_step {encoder.kp_step:g}, keypoint coder {encoder.coder.name}')
     if args.target_kbps is not None:
@@ -228,9 +229,9 @@ def format_account(acc, psnr=None, per_frame=True):
     inter = [b for i, b in enumerate(acc.keypoint_bits) if i not in set(acc.key_frames)]
     if inter:
         lines.append(f'  keypoints per inter frame: {np.mean(inter):.1f} bits')
-    for frame, bits in zip(acc.key_frames, acc.key_frame_bits):
+    for frame, bits, predicted in zip(acc.key_frames, acc.key_frame_bits, acc.predicted):
         quality = f', key frame PSNR {psnr[frame]:.2f} dB' if psnr is not None and np.isfinite(psnr[frame]) else ''
-        lines.append(f'  key frame at {frame:6d}: {bits} bits{quality}')
+        lines.append(f'  key frame at {frame:6d}: {bits} bits ({"P, predicted" if predicted else "intra"}){quality}')
     if per_frame:
         keys = set(acc.key_frames)
         bits = acc.per_frame()

@@ -69,6 +69,8 @@ class BitAccount:
         keypoint_overhead_bits: per segment, the range-coder flush and framing of its keypoint section.
         total_bits: file size x 8.
         fps: frame rate (Fraction, frames/s).
+        predicted: per key frame, True if it is a P picture predicted from the earlier key frames (aligned with
+            key_frames).
     """
     header_bits: int
     index_bits: int
@@ -78,6 +80,7 @@ class BitAccount:
     keypoint_overhead_bits: list
     total_bits: int
     fps: Fraction
+    predicted: list
 
     @property
     def frame_count(self):
@@ -290,7 +293,7 @@ class Encoder:
             key_frame_bits=sections['key_frames'], keypoint_bits=self._bits,
             keypoint_overhead_bits=[total - sum(self._bits[a:b]) for total, a, b in
                                     zip(sections['keypoints'], starts, ends)],
-            total_bits=8 * len(data), fps=self._fps)
+            total_bits=8 * len(data), fps=self._fps, predicted=[s.predicted for s in self._segments])
         return data
 
     def _code_batch(self, batch, progress):

@@ -158,6 +158,7 @@ def test_cli_target_rate_account_and_start_frame(tiny_checkpoint, tmp_path, caps
                      '--target-kbps', '40', '--account', str(account)]) == 0
     printed = capsys.readouterr().out
     assert 'rate control: target 40 kbps' in printed and 'within +-10 %' in printed and 'key frame at      0' in printed
+    assert 'predicted) ' in printed and '(intra)' in printed
     rows = account.read_text().splitlines()
     assert rows[0] == 'frame,key,bits,keypoint_bits,psnr_db' and len(rows) == 13
     assert sum(float(r.split(',')[2]) for r in rows[1:]) == pytest.approx(8 * out.stat().st_size, abs=1)
