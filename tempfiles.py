@@ -5,8 +5,7 @@ Every temporary sibling of an output is named ``<prefix><PID>...`` (e.g. ``.out.
 same output calls :func:`remove_stale` which deletes the ones whose process no longer exists (a live process, or a
 PID reused by another live process, is never touched) *and* that nothing has touched for ``STALE_AFTER_S``: a PID
 says nothing about a writer in another PID namespace sharing the folder (a container or a sandbox with the same
-``/tmp``), whose live files would otherwise be deleted under it (measured here: four encodes failed with "wrote no
-output" while a process in another sandbox ran the tests).
+``/tmp``), whose live files would otherwise be deleted under it.
 """
 import os
 import re
