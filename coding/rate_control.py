@@ -9,7 +9,7 @@ frames, as the decoder will render them, have the highest mean PSNR against the 
 itself, see ``Encoder.psnr``) wins. Every trial is a complete encode (multi-pass): the result is exact, not a model.
 
 The ladder stops early: when even QP 63 overshoots at some threshold, smaller thresholds (more key frames) cannot
-do better. An encode is not repeated at a smaller threshold when no frame it kept dropped that far
+do better. A threshold whose finest QP still undershoots is left after those two encodes. An encode is not repeated at a smaller threshold when no frame it kept dropped that far
 (``Encoder.max_drop``): it would code the same stream.
 
 With refreshes the rate is a staircase in the QP, not a slope: a coarser key frame renders worse frames, which trigger
@@ -122,9 +122,14 @@ def encode_at_rate(encoder, frames, fps, target_kbps, tolerance=TOLERANCE, thres
         top = run(high, threshold)
         if top.kbps > target_kbps * (1 + tolerance):
             break                                # even the cheapest key frames overshoot; more of them cannot help
-        qp = _next_qp([top], target_kbps)
-        history = [top]
-        lo, hi = low, high                       # the crossing QP lies in [lo, hi]
+        bottom = run(low, threshold)
+        if bottom.kbps < target_kbps * (1 - tolerance):
+            continue                             # even the finest key frames undershoot: refresh more often
+        if any(abs(t.kbps / target_kbps - 1) <= tolerance for t in (top, bottom)):
+            continue
+        qp = _next_qp([bottom, top], target_kbps)
+        history = [bottom, top]
+        lo, hi = low + 1, high - 1               # the crossing QP lies in [lo, hi]
         for _ in range(MAX_TRIALS_PER_THRESHOLD - 1):
             qp = int(min(max(qp, lo), hi))
             trial = run(qp, threshold)
