@@ -100,12 +100,13 @@ def hub_dir_holding(paths):
     """Point torch.hub at a temporary directory whose ``checkpoints/`` holds (symlinks to) exactly ``paths``.
 
     Libraries that call ``torch.hub.load_state_dict_from_url`` (torchvision, lpips, piq) then load these files
-    from disk: the file is present, so they never download. The previous hub dir is restored on exit.
+    from disk: the file is present, so they never download. On exit torch.hub is left as it was: following
+    ``$TORCH_HOME`` again unless a directory had been set with ``torch.hub.set_dir`` before.
 
     Args:
         paths: iterable of existing Paths (their basenames are the names the libraries expect).
     """
-    previous = torch.hub.get_dir()
+    previous = torch.hub._hub_dir       # None = follow $TORCH_HOME; set_dir(get_dir()) would freeze today's value
     with tempfile.TemporaryDirectory(prefix='s2d-hub-') as tmp:
         checkpoints = Path(tmp) / 'checkpoints'
         checkpoints.mkdir()
@@ -115,4 +116,4 @@ def hub_dir_holding(paths):
         try:
             yield
         finally:
-            torch.hub.set_dir(previous)
+            torch.hub._hub_dir = previous

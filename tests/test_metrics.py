@@ -32,10 +32,8 @@ def no_network(monkeypatch, tmp_path):
     def refuse(*args, **kwargs):
         raise AssertionError('a metric tried to use the network')
     monkeypatch.setattr(socket.socket, 'connect', refuse)
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / 'empty-hub'))
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'empty-hub'))   # restored as it was, $TORCH_HOME too
     yield
-    torch.hub.set_dir(previous)
 
 
 def _blur(frames, sigma):
