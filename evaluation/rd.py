@@ -555,7 +555,7 @@ def render_summary(summary, context, plotted):
         lines.append('| codec | QP | ' + ' | '.join(columns) + ' | no face orig / dec | no person orig / dec |')
         lines.append('|---' * (len(columns) + 4) + '|')
         for curve, point in motion_points:
-            lines.append(f"| {curve['label']} | {point['qp'] if point['qp'] is not None else '-'} | "
+            lines.append(f"| {curve['label']} | {_point_name(point)} | "
                          + ' | '.join(_fmt(point.get(c)) for c in columns)
                          + f" | {point['frames_no_face_original']} / {point['frames_no_face_decoded']}"
                          + f" | {point['frames_no_pose_original']} / {point['frames_no_pose_decoded']} |")
