@@ -9,7 +9,7 @@ import yaml
 from modules.build import build_networks, load_inference_models, weights_id
 from modules.dense_motion import heatmap_difference, sparse_motions
 from modules.model import (GeneratorFullModel, RandomTransform, VGG19Features, keypoint_guidance, keypoint_prior,
-                           make_perceptual_backbone, vertex_loss)
+                           make_perceptual_backbone, region_weight_map, vertex_loss)
 from modules.render import frames_to_tensor
 from modules.util import ALIGN_CORNERS, make_coordinate_grid
 
@@ -219,5 +219,47 @@ def test_keypoint_guidance_needs_one_landmark_per_keypoint(tiny):
     params = copy.deepcopy(config['train_params'])
     params['keypoint_guidance_landmarks'] = [0, 1, 2]
     with pytest.raises(ValueError, match='one vertex-label index per keypoint'):
+        GeneratorFullModel(nets['kp_detector'], nets['generator'], nets['vertex_head'], nets['discriminator'],
+                           params)
+
+
+def test_region_weights_stress_the_teacher_face_box_on_a_real_clip(tiny, sample_frames):
+    """The loss weights of train_params.region_weights on head04 labelled by the Holistic teacher: the face box is
+    weighted up, the frame corners down, the mean stays 1; a missing face adds no box; the loss then counts an error
+    on the mouth more than the same error in a corner."""
+    from tools.extract_vertices import FACE_SLICE, holistic_landmarks
+    frames = sample_frames(128)[:2]
+    labels, confidence = (torch.from_numpy(a) for a in holistic_landmarks(
+        (frames.permute(0, 2, 3, 1) * 255).round().byte().numpy()))
+    face = [FACE_SLICE.start, FACE_SLICE.stop]
+    assert (confidence[:, FACE_SLICE] > 0).all()                       # the teacher found the face in both frames
+    weights = region_weight_map(labels, confidence, [face], 9.0, 0.1, (128, 128))
+    assert weights.shape == (2, 1, 128, 128)
+    assert weights.mean((2, 3)).flatten().tolist() == pytest.approx([1.0, 1.0])
+    mouth = ((labels[:, FACE_SLICE.start + 13] + 1) * 127 / 2).round().long()          # inner upper lip, (x, y) px
+    for i in range(2):
+        inside, corner = float(weights[i, 0, mouth[i, 1], mouth[i, 0]]), float(weights[i, 0, 0, 0])
+        assert inside == pytest.approx(10 * corner) and corner < 1 < inside
+    assert 0.02 < float((weights > 1).float().mean()) < 0.6              # a face box, not the frame
+    assert torch.equal(region_weight_map(labels, confidence, [face], 0.0, 0.1, (128, 128)), torch.ones(2, 1, 128, 128))
+    missing = confidence.clone()
+    missing[1, FACE_SLICE] = 0
+    assert torch.equal(region_weight_map(labels, missing, [face], 9.0, 0.1, (128, 128))[1], torch.ones(1, 128, 128))
+
+    config, nets = tiny
+    params = copy.deepcopy(config['train_params'])
+    params['region_weights'] = {'weight': 9.0, 'ranges': [face], 'margin': 0.1}
+    model = GeneratorFullModel(nets['kp_detector'], nets['generator'], nets['vertex_head'], nets['discriminator'],
+                               params)
+    target = frames.clone()
+    at_mouth, at_corner = target.clone(), target.clone()
+    for i in range(2):
+        at_mouth[i, :, mouth[i, 1] - 2:mouth[i, 1] + 2, mouth[i, 0] - 2:mouth[i, 0] + 2] += 0.5
+        at_corner[i, :, :4, :4] += 0.5
+    assert float(model.perceptual(at_mouth, target, weights)) > 3 * float(model.perceptual(at_corner, target, weights))
+    assert float(model.perceptual(at_mouth, target)) == pytest.approx(float(model.perceptual(at_corner, target)),
+                                                                      rel=0.1)
+    params['region_weights']['ranges'] = [[500, 600]]
+    with pytest.raises(ValueError, match='region_weights needs'):
         GeneratorFullModel(nets['kp_detector'], nets['generator'], nets['vertex_head'], nets['discriminator'],
                            params)
