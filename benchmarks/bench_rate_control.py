@@ -11,21 +11,26 @@ within the tolerance, the chosen key-frame QP and refresh threshold, the number 
 frames, and the mean PSNR of the frames as the decoder renders them (measured by the encoder).
 
 Prints a markdown report (machine, date, command, one table row per clip and target, the passes); ``--out`` writes
-it atomically, rewritten after every clip and target (marked partial until the run ends).
+it atomically, rewritten after every clip and target (marked partial until the run ends), with the rows beside it in
+``<out>.json``. A run with the same ``--out`` resumes: clip x target runs already in that JSON for the same checkpoint
+weights, frames and tolerance are kept, not coded again (a run takes minutes to an hour on 2 cores).
 """
 import argparse
+import dataclasses
+import json
 import math
 import os
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from coding.bitstream import write_atomic
 from coding.codec import Encoder
-from coding.rate_control import TOLERANCE, encode_at_rate
+from coding.rate_control import TOLERANCE, Trial, encode_at_rate
 from evaluation.rd import machine_description
 from evaluation.sequences import evaluation_dataset, load_sequences
 from frames_dataset import entry_stem
@@ -55,6 +60,26 @@ def measure(encoder, sequence, target_kbps, tolerance=TOLERANCE, on_trial=None):
                 qp=result.qp, threshold=result.threshold, passes=len(result.trials),
                 key_frames=len(encoder.account.key_frames), psnr=float(np.nanmean(encoder.psnr)),
                 seconds=time.perf_counter() - start, trials=result.trials)
+
+
+def load_done(path, context):
+    """Rows of an earlier run of this benchmark from its JSON (``path``) whose checkpoint weights, frames and tolerance
+    match ``context``; [] when the file does not exist or was made for other settings."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    done = json.loads(path.read_text())
+    if any(done.get(key) != context[key] for key in ('weights_id', 'frames', 'tolerance')):
+        print(f'{path}: made for other weights, frames or tolerance; starting over')
+        return []
+    return [dict(row, trials=[Trial(**trial) for trial in row['trials']]) for row in done['rows']]
+
+
+def save_done(path, rows, context):
+    """Write the rows (and the settings they were measured with) as JSON, atomically."""
+    data = {key: context[key] for key in ('weights_id', 'frames', 'tolerance')}
+    data['rows'] = [dict(row, trials=[dataclasses.asdict(trial) for trial in row['trials']]) for row in rows]
+    write_atomic(path, json.dumps(data, indent=1).encode())
 
 
 def markdown_report(rows, context, complete=True):
@@ -121,7 +146,9 @@ def main(argv=None):
                                                                                    else argv)),
                    machine=machine_description(), date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
                    checkpoint=os.path.relpath(args.checkpoint, REPO), frames=args.frames, tolerance=args.tolerance,
-                   targets=args.targets, clips=clips)
+                   targets=args.targets, clips=clips, weights_id=encoder.models.weights_id.hex())
+    sidecar = f'{args.out}.json' if args.out else None
+    done = {(row['clip'], row['target']): row for row in (load_done(sidecar, context) if sidecar else [])}
     rows = []
     with tqdm(total=len(clips) * len(args.targets), unit='run', desc='rate control') as bar:
         for sequence in load_sequences(dataset, args.frames, args.clips):
@@ -129,9 +156,11 @@ def main(argv=None):
                 def trial_done(trial, name=sequence.name, target=target):
                     bar.set_postfix_str(f'{name} -> {target:g} kbps: QP {trial.qp} refresh {trial.threshold:g} dB '
                                         f'= {trial.kbps:.2f} kbps')
-                rows.append(measure(encoder, sequence, target, args.tolerance, trial_done))
+                row = done.get((sequence.name, float(target)))
+                rows.append(row or measure(encoder, sequence, target, args.tolerance, trial_done))
                 bar.update(1)
                 if args.out:
+                    save_done(sidecar, rows, context)
                     write_atomic(args.out, markdown_report(rows, context, complete=False).encode())
     report = markdown_report(rows, context)
     if args.out:

@@ -136,15 +136,25 @@ def test_version_1_bitstream_decodes(tiny_checkpoint):
         np.testing.assert_array_equal(va, vb)
 
 
-def test_rate_control_lands_within_ten_percent(tiny_checkpoint):
+def test_rate_control_lands_within_ten_percent(tiny_checkpoint, tmp_path):
+    from benchmarks.bench_rate_control import load_done, save_done
     frames = sample_frames('head04', 12)
     encoder = Encoder(tiny_checkpoint)
+    rows = []
     for target in (15.0, 25.0):
         result = encode_at_rate(encoder, frames, 30, target)
         assert result.within_tolerance and abs(result.kbps / target - 1) <= 0.10, result.trials
         assert encoder.account.kbps == pytest.approx(result.kbps) and 8 * len(result.data) == encoder.account.total_bits
         assert (encoder.qp, encoder.refresh_threshold) == (result.qp, result.threshold)
         assert len(result.trials) <= len(THRESHOLDS) * MAX_TRIALS_PER_THRESHOLD + REFINE_QPS * MAX_REFINE_STEPS
+        rows.append(dict(clip='head04', target=target, kbps=result.kbps, threshold=result.threshold,
+                         trials=result.trials))
+    # the benchmark's resume file gives the runs back only for the weights, frames and tolerance they were made with
+    context = dict(weights_id=encoder.models.weights_id.hex(), frames=12, tolerance=0.1)
+    save_done(tmp_path / 'rc.md.json', rows, context)
+    assert load_done(tmp_path / 'rc.md.json', context) == rows
+    assert load_done(tmp_path / 'rc.md.json', dict(context, frames=150)) == []
+    assert load_done(tmp_path / 'missing.json', context) == []
     with pytest.raises(ValueError, match='positive'):
         encode_at_rate(encoder, frames, 30, -1)
 
