@@ -122,17 +122,20 @@ def motion_floor(results_csv):
         cells.append(f"{s2d['frames_no_face_original'] if s2d else '?'} / {counts.replace('/', ' / ')}")
         lines.append(f'| {seq} | ' + ' | '.join(cells) + ' |')
 
-    def mean(codec, q, field, only=None):
-        found = [values[(codec, s, q, field)] for s in sequences if (only is None or only(s))
-                 and values.get((codec, s, q, field)) is not None]
+    def mean(codec, q, field):
+        """Mean over the sequences where both Sparse2Dense and the frozen key frame have a value (the teacher found a
+        face in both decoded videos), so that the two means and their ratio compare the same clips."""
+        found = [values[(codec, s, q, field)] for s in sequences
+                 if all(values.get((c, s, q, field)) is not None for c in ('s2d', 'frozen'))]
         return float(np.mean(found)) if found else None
 
     summary = []
     for q in FLOOR_QPS:
         s2d, frozen = mean('s2d', q, 'face_error_px'), mean('frozen', q, 'face_error_px')
         ratio = s2d / frozen if s2d is not None and frozen else None
-        summary.append(f'- QP {q}: mean face-landmark error Sparse2Dense {_cell(s2d, 2)} px, frozen key frame '
-                       f'{_cell(frozen, 2)} px (ratio {_cell(ratio, 2)}); mean mouth-opening correlation '
+        summary.append(f'- QP {q}, means over the clips where both have a value: face-landmark error Sparse2Dense '
+                       f'{_cell(s2d, 2)} px, frozen key frame {_cell(frozen, 2)} px (ratio {_cell(ratio, 2)}); '
+                       'mouth-opening correlation '
                        f"Sparse2Dense {_cell(mean('s2d', q, 'mouth_corr'), 2)}, frozen key frame "
                        f"{_cell(mean('frozen', q, 'mouth_corr'), 2)}")
     q = MOTION_TARGET_QP
