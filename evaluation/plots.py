@@ -29,7 +29,8 @@ def plot_rd(summary, metric, path):
         the matplotlib Figure (caller may log it; it is not closed here).
     """
     figure, axis = plt.subplots(figsize=(5.5, 4.2), dpi=120)
-    for curve in summary['curves'].values():
+    for index, curve in enumerate(summary['curves'].values()):
+        color = f'C{index}'               # one colour per curve: scatter and plot advance different colour cycles
         points = [p for p in curve['points'] if p.get(metric) is not None]
         if not points:
             continue
@@ -38,16 +39,16 @@ def plot_rd(summary, metric, path):
                          label=curve['label'])
             continue
         if curve.get('pareto'):           # a sweep: every operating point faint, its Pareto front as the curve
-            line = axis.scatter([p['kbps'] for p in points], to_quality(metric, [p[metric] for p in points]), s=10,
-                                alpha=0.35)
+            axis.scatter([p['kbps'] for p in points], to_quality(metric, [p[metric] for p in points]), s=10,
+                         alpha=0.35, color=color)
             quality = [float(q) for q in to_quality(metric, [p[metric] for p in points])]
             points = [points[i] for i in pareto_front([p['kbps'] for p in points], quality)]
             axis.plot([p['kbps'] for p in points], to_quality(metric, [p[metric] for p in points]), marker='o',
-                      label=curve['label'], color=line.get_facecolor()[0][:3])
+                      label=curve['label'], color=color)
             continue
         points = sorted(points, key=lambda p: p['kbps'])
         axis.plot([p['kbps'] for p in points], to_quality(metric, [p[metric] for p in points]), marker='o',
-                  label=curve['label'])
+                  label=curve['label'], color=color)
     axis.set_xlabel('bitrate (kbps)')
     axis.set_ylabel(quality_label(metric))
     axis.grid(True, alpha=0.3)
