@@ -28,8 +28,8 @@ def measure(encoder, sequence):
     encoder.encode(sequence.frames, fps=sequence.fps)
     seconds = time.perf_counter() - start
     account = encoder.account
-    return dict(keys=len(account.key_frames), key_kbps=account.kbps * sum(account.key_frame_bits) / account.total_bits, kbps=account.kbps,
-                psnr=float(np.mean(encoder.psnr)), seconds=seconds)
+    return dict(keys=len(account.key_frames), key_kbps=account.kbps * sum(account.key_frame_bits) / account.total_bits,
+                kbps=account.kbps, psnr=float(np.mean(encoder.psnr)), seconds=seconds)
 
 
 def main(argv=None):
@@ -46,12 +46,14 @@ def main(argv=None):
     print(f'# {machine_description()}; {args.checkpoint}; first {args.frames} frames; VVenC nominal QPs')
     print(f"{'clip':8s} {'QP':>3s} {'D dB':>5s} {'mode':6s} {'keys':>5s} {'key kbps':>9s} {'kbps':>7s} "
           f"{'PSNR dB':>8s} {'time s':>7s}")
+    # one model load per mode; QP and threshold are set per run (as coding.rate_control does)
+    encoders = {inter: Encoder(args.checkpoint, inter_key_frames=inter) for inter in (False, True)}
     means = {}
     for seq in load_sequences(evaluation_dataset(config), args.frames, args.videos):
         for qp in args.qps:
             for threshold in args.thresholds:
-                for inter in (False, True):
-                    encoder = Encoder(args.checkpoint, qp=qp, refresh_threshold=threshold, inter_key_frames=inter)
+                for inter, encoder in encoders.items():
+                    encoder.qp, encoder.refresh_threshold = qp, threshold
                     row = measure(encoder, seq)
                     mode = 'inter' if inter else 'intra'
                     means.setdefault((qp, threshold, mode), []).append(row)
