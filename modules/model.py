@@ -236,7 +236,8 @@ class GeneratorFullModel(nn.Module):
     Raises: ConfigError (a ValueError) for an unknown or missing key of ``train_params``; ValueError for a bad
     ``gan_mode`` / ``perceptual_backbone``, guidance landmarks or region-weight ranges that do not fit the networks.
     ``forward(x)``: x is a dataset batch with 'source', 'driving' (B, 3, H, W) in [0, 1], 'vertices' (B, N, 2),
-    'vertex_confidence' (B, N) (also the boxes of ``train_params.region_weights``). Returns ``(losses, generated)``: losses is a dict of weighted scalar terms
+    'vertex_confidence' (B, N) (also the boxes of ``train_params.region_weights``). Returns ``(losses, generated)``:
+    losses is a dict of weighted scalar terms
     ('perceptual', 'generator_gan', 'feature_matching', 'equivariance_value', 'keypoint_prior',
     'keypoint_guidance', 'vertex'; a term
     whose weight is 0 is left out), generated holds the generator outputs plus 'kp_source', 'kp_driving',
@@ -256,10 +257,10 @@ class GeneratorFullModel(nn.Module):
         self.pyramid = ImagePyramid(train_params['scales'])
         self.vgg = make_perceptual_backbone(train_params['perceptual_backbone'])
         landmarks = None
+        num_vertices = getattr(getattr(vertex_head, 'module', vertex_head), 'num_vertices', None)  # DDP-wrapped or not
         if self.weights['keypoint_guidance']:
             landmarks = train_params['keypoint_guidance_landmarks']
-            num_kp = getattr(getattr(kp_detector, 'module', kp_detector), 'num_kp', None)  # DDP-wrapped or not
-            num_vertices = getattr(getattr(vertex_head, 'module', vertex_head), 'num_vertices', None)
+            num_kp = getattr(getattr(kp_detector, 'module', kp_detector), 'num_kp', None)
             if not landmarks or (num_kp is not None and len(landmarks) != num_kp) or (
                     num_vertices is not None and not all(0 <= i < num_vertices for i in landmarks)):
                 raise ValueError(f"loss_weights.keypoint_guidance needs train_params.keypoint_guidance_landmarks: one "
@@ -269,7 +270,6 @@ class GeneratorFullModel(nn.Module):
         self.register_buffer('guidance_landmarks', landmarks, persistent=False)
         region = train_params['region_weights']
         if region['weight']:
-            num_vertices = getattr(getattr(vertex_head, 'module', vertex_head), 'num_vertices', None)
             bad = [r for r in region['ranges'] if not (isinstance(r, (list, tuple)) and len(r) == 2
                                                        and 0 <= r[0] < r[1] <= (num_vertices or r[1]))]
             if region['weight'] < 0 or region['margin'] < 0 or not region['ranges'] or bad:
