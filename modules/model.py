@@ -173,8 +173,9 @@ def region_weight_map(landmarks, confidence, ranges, weight, margin, size):
     Args:
         landmarks: (B, N, 2) teacher (x, y) in [-1, 1] (pixel centres of the corners at -1 and 1).
         confidence: (B, N) in [0, 1]; 0 marks a missing label.
-        ranges: list of [start, stop) index ranges into N (e.g. Holistic: face [33, 501], hands [501, 522],
-            [522, 543]).
+        ranges: list of label groups, one box each: a pair [start, stop) is an index range into N (e.g. Holistic:
+            face [33, 501], hands [501, 522], [522, 543]); a list of three or more indices names those labels
+            (e.g. the lips' top, bottom and corners, FaceMesh 0, 17, 61, 291: [33, 50, 94, 324]).
         weight: extra weight inside the boxes (>= 0; 0 gives all ones).
         margin: box growth per side as a fraction of its size (>= 0).
         size: (H, W) of the map.
@@ -184,8 +185,9 @@ def region_weight_map(landmarks, confidence, ranges, weight, margin, size):
     b = landmarks.shape[0]
     grid = make_coordinate_grid(size, landmarks.dtype, landmarks.device)            # (H, W, 2)
     inside = torch.zeros(b, *size, dtype=torch.bool, device=landmarks.device)
-    for start, stop in ranges:
-        points, found = landmarks[:, start:stop], confidence[:, start:stop] > 0      # (B, n, 2), (B, n)
+    for group in ranges:
+        index = list(range(*group)) if len(group) == 2 else list(group)
+        points, found = landmarks[:, index], confidence[:, index] > 0                # (B, n, 2), (B, n)
         low = torch.where(found[..., None], points, torch.full_like(points, float('inf'))).amin(1)   # (B, 2)
         high = torch.where(found[..., None], points, torch.full_like(points, -float('inf'))).amax(1)
         grow = margin * (high - low).nan_to_num(0.0, posinf=0.0, neginf=0.0)
@@ -194,6 +196,17 @@ def region_weight_map(landmarks, confidence, ranges, weight, margin, size):
         inside |= box & found.any(1)[:, None, None]
     weights = 1.0 + weight * inside[:, None].to(landmarks.dtype)
     return weights / weights.mean((2, 3), keepdim=True)
+
+
+def _label_group(group, num_vertices):
+    """Whether ``group`` is a valid entry of ``region_weights.ranges`` for ``num_vertices`` labels (None: unknown):
+    a pair [start, stop) with 0 <= start < stop <= N, or three or more indices in [0, N)."""
+    if not (isinstance(group, (list, tuple)) and len(group) >= 2 and all(isinstance(i, int) for i in group)):
+        return False
+    limit = num_vertices if num_vertices is not None else max(group) + 1
+    if len(group) == 2:
+        return 0 <= group[0] < group[1] <= limit
+    return all(0 <= i < limit for i in group)
 
 
 def gan_loss(logits, target, mode):
@@ -270,11 +283,11 @@ class GeneratorFullModel(nn.Module):
         self.register_buffer('guidance_landmarks', landmarks, persistent=False)
         region = train_params['region_weights']
         if region['weight']:
-            bad = [r for r in region['ranges'] if not (isinstance(r, (list, tuple)) and len(r) == 2
-                                                       and 0 <= r[0] < r[1] <= (num_vertices or r[1]))]
+            bad = [r for r in region['ranges'] if not _label_group(r, num_vertices)]
             if region['weight'] < 0 or region['margin'] < 0 or not region['ranges'] or bad:
                 raise ValueError(f"train_params.region_weights needs weight >= 0, margin >= 0 and ranges, a list of "
-                                 f"[start, stop) vertex-label index ranges within [0, {num_vertices}]; got {region!r}"
+                                 f"[start, stop) vertex-label index ranges within [0, {num_vertices}] or lists of 3+ "
+                                 f"label indices; got {region!r}"
                                  f"{f' (bad ranges: {bad})' if bad else ''}; or set its weight to 0")
 
     def perceptual(self, prediction, target, weights=None):

@@ -225,8 +225,9 @@ def test_keypoint_guidance_needs_one_landmark_per_keypoint(tiny):
 
 def test_region_weights_stress_the_teacher_face_box_on_a_real_clip(tiny, sample_frames):
     """The loss weights of train_params.region_weights on head04 labelled by the Holistic teacher: the face box is
-    weighted up, the frame corners down, the mean stays 1; a missing face adds no box; the loss then counts an error
-    on the mouth more than the same error in a corner."""
+    weighted up, the frame corners down, the mean stays 1; a box from a list of labels (the lips) is smaller and still
+    covers the mouth; a missing face adds no box; the loss then counts an error on the mouth more than the same error
+    in a corner; bad ranges are refused."""
     from tools.extract_vertices import FACE_SLICE, holistic_landmarks
     frames = sample_frames(128)[:2]
     labels, confidence = (torch.from_numpy(a) for a in holistic_landmarks(
@@ -242,6 +243,12 @@ def test_region_weights_stress_the_teacher_face_box_on_a_real_clip(tiny, sample_
         assert inside == pytest.approx(10 * corner) and corner < 1 < inside
     assert 0.02 < float((weights > 1).float().mean()) < 0.6              # a face box, not the frame
     assert torch.equal(region_weight_map(labels, confidence, [face], 0.0, 0.1, (128, 128)), torch.ones(2, 1, 128, 128))
+    lips = [FACE_SLICE.start + i for i in (0, 17, 61, 291)]           # lip top, bottom and corners (index list)
+    mouth_weights = region_weight_map(labels, confidence, [lips], 9.0, 0.25, (128, 128))
+    for i in range(2):
+        assert float(mouth_weights[i, 0, mouth[i, 1], mouth[i, 0]]) > 1 > float(mouth_weights[i, 0, 0, 0])
+        assert float(mouth_weights[i, 0, 0, 0]) > float(weights[i, 0, 0, 0])   # a smaller box: the rest barely moves
+    assert 0 < float((mouth_weights > 1).float().mean()) < 0.3 * float((weights > 1).float().mean())
     missing = confidence.clone()
     missing[1, FACE_SLICE] = 0
     assert torch.equal(region_weight_map(labels, missing, [face], 9.0, 0.1, (128, 128))[1], torch.ones(1, 128, 128))
@@ -259,7 +266,8 @@ def test_region_weights_stress_the_teacher_face_box_on_a_real_clip(tiny, sample_
     assert float(model.perceptual(at_mouth, target, weights)) > 3 * float(model.perceptual(at_corner, target, weights))
     assert float(model.perceptual(at_mouth, target)) == pytest.approx(float(model.perceptual(at_corner, target)),
                                                                       rel=0.1)
-    params['region_weights']['ranges'] = [[500, 600]]
-    with pytest.raises(ValueError, match='region_weights needs'):
-        GeneratorFullModel(nets['kp_detector'], nets['generator'], nets['vertex_head'], nets['discriminator'],
-                           params)
+    for bad in ([[500, 600]], [[33, 50, 600]], [[1.5, 2]]):
+        params['region_weights']['ranges'] = bad
+        with pytest.raises(ValueError, match='region_weights needs'):
+            GeneratorFullModel(nets['kp_detector'], nets['generator'], nets['vertex_head'], nets['discriminator'],
+                               params)

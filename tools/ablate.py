@@ -35,6 +35,7 @@ from pathlib import Path
 
 import yaml
 
+from evaluation.motion import CONSTANT_STD
 from logger import load_checkpoint
 from video_io import atomic_path
 
@@ -110,13 +111,19 @@ def _fmt(value, digits):
 
 #: motion-table columns: (motion_fidelity key or 'ms_ssim', header, digits)
 MOTION_COLUMNS = (('ms_ssim', 'MS-SSIM', 4), ('face_error_px', 'face error px', 2),
-                  ('face_error_norm', 'face NME', 3), ('mouth_corr', 'mouth r', 2), ('yaw_corr', 'yaw r', 2),
+                  ('face_error_norm', 'face NME', 3), ('mouth_corr', 'mouth r', 2),
+                  ('mouth_amplitude', 'mouth amplitude', 2), ('yaw_corr', 'yaw r', 2),
                   ('pitch_corr', 'pitch r', 2), ('pose_error_px', 'pose error px', 2))
 
 
 def _mean(values):
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
+
+
+def _ratio(decoded, original):
+    """decoded / original, None where either is undefined or the original does not move."""
+    return None if decoded is None or original is None or original < CONSTANT_STD else decoded / original
 
 
 def motion_table(spec, root, num_frames):
@@ -148,7 +155,9 @@ def motion_table(spec, root, num_frames):
     decoders.update({label: Path(path) for label, path in spec['compare'].items()})
     lines = [f"Motion on the {len(sequences)} validation clips ({', '.join(names)}), first {num_frames} frames at "
              f"{params['frame_shape'][0]}x{params['frame_shape'][1]}, means over clips (r: Pearson correlation of "
-             f"the original's and the decoded series; the frozen key frame gets 0):", '',
+             f"the original's and the decoded series; the frozen key frame gets 0; mouth amplitude: standard "
+             f"deviation of the decoded mouth opening over the original's, 1 = opens and closes as much, 0 = still):",
+             '',
              '| decoded by | ' + ' | '.join(header for _, header, _ in MOTION_COLUMNS) + ' |',
              '|---|' + '---|' * len(MOTION_COLUMNS)]
     for label, checkpoint in decoders.items():
@@ -158,6 +167,7 @@ def motion_table(spec, root, num_frames):
             decoded = np.repeat(seq.frames[:1], len(seq.frames), 0) if models is None else \
                 reconstruct(models, seq.frames)['frames']
             row = motion_fidelity(seq.frames, decoded, float(seq.fps or 25), original_landmarks=reference)
+            row['mouth_amplitude'] = _ratio(row['mouth_std_decoded'], row['mouth_std_original'])
             with torch.no_grad():
                 row['ms_ssim'] = float(ms_ssim(frames_to_tensor(decoded), frames_to_tensor(seq.frames)).mean())
             rows.append(row)
