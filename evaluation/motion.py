@@ -202,6 +202,18 @@ def compare_landmarks(original, decoded, fps):
     return {key: result[key] for key in FIELDS}
 
 
+def amplitude_ratio(std_decoded, std_original):
+    """How much a decoded series moves relative to the original: ``std_decoded / std_original`` of e.g.
+    ``mouth_std_decoded`` and ``mouth_std_original`` (1 = opens and closes as much, 0 = still, the frozen key frame).
+    A correlation can be high while the decoded mouth barely opens; this says how far it does.
+
+    Returns: float >= 0, or None where either is None or the original does not move (std < CONSTANT_STD).
+    """
+    if std_decoded is None or std_original is None or std_original < CONSTANT_STD:
+        return None
+    return float(std_decoded) / float(std_original)
+
+
 def _check(frames, name):
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):

@@ -3,8 +3,8 @@ frame, frames without a face, a full-body clip) and the formulas on synthetic la
 import numpy as np
 import pytest
 
-from evaluation.motion import (FIELDS, NUM_HOLISTIC, PCK_THRESHOLD, Landmarks, compare_landmarks, motion_fidelity,
-                               teacher_landmarks)
+from evaluation.motion import (FIELDS, NUM_HOLISTIC, PCK_THRESHOLD, Landmarks, amplitude_ratio, compare_landmarks,
+                               motion_fidelity, teacher_landmarks)
 from tools.extract_vertices import FACE_SLICE
 from video_io import read_frames
 
@@ -32,6 +32,7 @@ def test_identity_gives_zero_error_and_unit_correlation(head):
     assert result['frames_no_face_original'] == result['frames_no_face_decoded'] == 0
     assert result['hands_landmarks'] == 0 and result['hands_error_px'] is None   # chest-up: no hand in view
     assert result['face_speed_decoded_px_s'] == result['face_speed_original_px_s'] > 0
+    assert amplitude_ratio(result['mouth_std_decoded'], result['mouth_std_original']) == pytest.approx(1.0)
     # the original's landmarks can be reused: same answer
     assert motion_fidelity(frames, frames, fps, original_landmarks=landmarks) == result
 
@@ -44,6 +45,8 @@ def test_frozen_key_frame_has_error_and_no_correlation(head):
     assert result['mouth_std_original'] > 0.01 and result['yaw_std_original'] > 0.01
     assert result['mouth_std_decoded'] == result['yaw_std_decoded'] == result['pitch_std_decoded'] == 0
     assert result['mouth_corr'] == result['yaw_corr'] == result['pitch_corr'] == 0.0
+    assert amplitude_ratio(result['mouth_std_decoded'], result['mouth_std_original']) == 0.0
+    assert amplitude_ratio(None, 0.02) is None and amplitude_ratio(0.01, 0.0) is None   # undefined / a still original
     assert result['face_error_px'] > 2 and result['face_error_norm'] > 0.03 and result['face_pck'] < 0.95
     assert result['face_speed_decoded_px_s'] == 0 and result['face_speed_original_px_s'] > 10
     assert result['frames_no_face_decoded'] == 0

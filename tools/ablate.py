@@ -35,7 +35,6 @@ from pathlib import Path
 
 import yaml
 
-from evaluation.motion import CONSTANT_STD
 from logger import load_checkpoint
 from video_io import atomic_path
 
@@ -121,11 +120,6 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
-def _ratio(decoded, original):
-    """decoded / original, None where either is undefined or the original does not move."""
-    return None if decoded is None or original is None or original < CONSTANT_STD else decoded / original
-
-
 def motion_table(spec, root, num_frames):
     """Markdown lines: per variant (and the frozen key frame, and the parent checkpoint) the means over the
     validation clips of MS-SSIM and the motion fidelity of the first ``num_frames`` frames, rendered from the
@@ -133,7 +127,7 @@ def motion_table(spec, root, num_frames):
     import numpy as np
     import torch
     from evaluation.metrics import frames_to_tensor, ms_ssim
-    from evaluation.motion import motion_fidelity, teacher_landmarks
+    from evaluation.motion import amplitude_ratio, motion_fidelity, teacher_landmarks
     from evaluation.sequences import load_sequences
     from frames_dataset import FramesDataset
     from modules.build import load_inference_models
@@ -167,7 +161,7 @@ def motion_table(spec, root, num_frames):
             decoded = np.repeat(seq.frames[:1], len(seq.frames), 0) if models is None else \
                 reconstruct(models, seq.frames)['frames']
             row = motion_fidelity(seq.frames, decoded, float(seq.fps or 25), original_landmarks=reference)
-            row['mouth_amplitude'] = _ratio(row['mouth_std_decoded'], row['mouth_std_original'])
+            row['mouth_amplitude'] = amplitude_ratio(row['mouth_std_decoded'], row['mouth_std_original'])
             with torch.no_grad():
                 row['ms_ssim'] = float(ms_ssim(frames_to_tensor(decoded), frames_to_tensor(seq.frames)).mean())
             rows.append(row)

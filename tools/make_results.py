@@ -23,6 +23,7 @@ import time
 import numpy as np
 import yaml
 
+from evaluation.motion import amplitude_ratio
 from video_io import atomic_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -143,12 +144,17 @@ def motion_floor(results_csv):
     face_ok = s2d is not None and frozen is not None and s2d <= FACE_ERROR_RATIO * frozen
     talking = [s for s in sequences if s.startswith('ted') or s == 'head04']
     mouth = {s: values.get(('s2d', s, q, 'mouth_corr')) for s in talking}
+    amplitude = {s: amplitude_ratio(*(_float(table[('s2d', s, q)][f'mouth_std_{v}']) for v in ('decoded', 'original')))
+                 for s in talking if ('s2d', s, q) in table}
     mouth_ok = bool(talking) and all(v is not None and v >= MOUTH_CORR for v in mouth.values())
     summary.append(f'- target at QP {q}, mean face-landmark error <= {FACE_ERROR_RATIO} x the frozen key frame\'s: '
                    f'**{"met" if face_ok else "not met"}**')
     summary.append(f'- target at QP {q}, mouth-opening correlation >= {MOUTH_CORR} on head04 and the TED clips '
                    f'({", ".join(f"{s} {_cell(v, 2)}" for s, v in mouth.items()) or "none evaluated"}): '
                    f'**{"met" if mouth_ok else "not met"}**')
+    summary.append(f'- mouth amplitude at QP {q} (standard deviation of the decoded mouth opening over the '
+                   f'original\'s; 1 = opens and closes as much, 0 = still): '
+                   f'{", ".join(f"{s} {_cell(v, 2)}" for s, v in amplitude.items()) or "none evaluated"}')
     return summary + [''] + lines, face_ok and mouth_ok
 
 
