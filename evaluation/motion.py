@@ -187,7 +187,7 @@ def compare_landmarks(original, decoded, fps):
     for group, index, scale in (('face', np.r_[FACE_SLICE], iod), ('pose', np.r_[POSE_SLICE], torso),
                                 ('hands', hands, torso)):
         result.update(_group_error(group, original, decoded, index, scale))
-    for name, series in (('mouth', _mouth), ('yaw', _yaw), ('pitch', _pitch)):
+    for name, series in (('mouth', mouth_opening), ('yaw', _yaw), ('pitch', _pitch)):
         x, y = series(original), series(decoded)
         result[f'{name}_corr'] = _correlation(x, y)
         result[f'{name}_std_original'], result[f'{name}_std_decoded'] = _std(x), _std(y)
@@ -264,8 +264,9 @@ def _face_ok(marks, *indices):
     return marks.found[:, [FACE_SLICE.start + i for i in indices]].all(1)
 
 
-def _mouth(marks):
-    """(T,) inner-lip distance / inter-ocular distance (NaN without a face)."""
+def mouth_opening(marks):
+    """The mouth-opening series of a Landmarks track: (T,) inner-lip distance (face-mesh 13-14) / inter-ocular
+    distance (33-263), NaN in frames without a face."""
     opening = np.linalg.norm(_face(marks, UPPER_LIP) - _face(marks, LOWER_LIP), axis=-1)
     iod = np.linalg.norm(_face(marks, EYE_OUTER_RIGHT) - _face(marks, EYE_OUTER_LEFT), axis=-1)
     ok = _face_ok(marks, UPPER_LIP, LOWER_LIP, EYE_OUTER_RIGHT, EYE_OUTER_LEFT) & (iod > 0)

@@ -1,0 +1,157 @@
+"""Where is the mouth motion lost? A probe of one checkpoint on real clips (issue 9's diagnosis).
+
+For each clip the first frame is the key-reference frame and every frame is rendered from its own (uncompressed)
+keypoints, as ``modules.render.reconstruct``. The MediaPipe Holistic teacher (``evaluation.motion``) measures the
+mouth opening (inner-lip distance / inter-ocular distance) of the original and of three images of each frame:
+
+- ``prediction``: the decoded frame;
+- ``warped``: the key-reference frame warped by the depth-averaged ``deformation`` (what motion alone gives);
+- ``rendered``: the generator's own RGB, where it blends with the warped key frame (``blend_warped_source``:
+  ``prediction = mask * warped + (1 - mask) * rendered``; without blending it is the prediction).
+
+Per image: the mouth amplitude (``evaluation.motion.amplitude_ratio``: 1 = opens and closes as much as the original,
+0 = still) and the Pearson correlation with the original's series. Also the blend mask's mean over the frame and
+over the lips' box (FaceMesh 0, 17, 61, 291 in the original, grown 25 % per side), and the correlation of the
+transmitted keypoints with the mouth: of the keypoints guided to the inner lips (``keypoint_guidance_landmarks``
+holding face-mesh 13 and 14), and the best over every keypoint pair (an upper bound of what the keypoints carry).
+
+Command::
+
+    python -m tools.probe_motion CHECKPOINT [--data data/humans256] [--split train] [--names face17,head10]
+        [--frames 60]
+
+Names default to the checkpoint config's ``dataset_params.validation_names``. Prints a Markdown table.
+"""
+import argparse
+import sys
+
+import numpy as np
+import torch
+
+from evaluation.motion import amplitude_ratio, mouth_opening, teacher_landmarks
+from modules.render import frames_to_tensor, render_keypoints, tensor_to_frames
+from modules.util import to_pixels
+from tools.extract_vertices import FACE_SLICE
+
+#: face-mesh indices of the lips' top, bottom and corners (the box of the mask statistic) and of the inner lips
+LIPS_BOX, INNER_LIPS = (0, 17, 61, 291), (13, 14)
+IMAGES = ('prediction', 'warped', 'rendered')
+
+
+def _correlation(x, y):
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or x[ok].std() == 0 or y[ok].std() == 0:
+        return None
+    return float(np.corrcoef(x[ok], y[ok])[0, 1])
+
+
+@torch.no_grad()
+def render_parts(models, frames, batch_size=4):
+    """Render a clip from its first frame and split each output into its parts.
+
+    Args:
+        models: modules.build.InferenceModels. frames: (T, H, W, 3) uint8 RGB at the model size.
+    Returns:
+        dict: 'prediction', 'warped', 'rendered' (T, H, W, 3) uint8; 'mask' (T, H, W) float32 in [0, 1], the warped
+        key frame's weight in the prediction (zeros when the generator does not blend); 'kp_driving' (T, K, 3).
+    """
+    device = models.device
+    source = frames_to_tensor(frames[:1], device)
+    driving = (models.kp_detector(frames_to_tensor(frames[i:i + batch_size], device))
+               for i in range(0, len(frames), batch_size))
+    parts = {name: [] for name in IMAGES + ('mask', 'kp_driving')}
+    for kp_driving, out in render_keypoints(models.generator, source, models.kp_detector(source), driving):
+        prediction = out['prediction']
+        mask = out.get('blend_mask', torch.zeros_like(prediction[:, :1]))
+        rendered = (prediction - mask * out['deformed']) / (1 - mask).clamp_min(1e-4)
+        for name, value in (('prediction', prediction), ('warped', out['deformed']), ('rendered', rendered)):
+            parts[name].append(tensor_to_frames(value).numpy())
+        parts['mask'].append(mask[:, 0].float().cpu().numpy())
+        parts['kp_driving'].append(kp_driving.float().cpu().numpy())
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def probe(models, frames):
+    """The probe's numbers for one clip (module doc).
+
+    Args:
+        models: modules.build.InferenceModels. frames: (T, H, W, 3) uint8 RGB at the model size, T >= 3.
+    Returns:
+        dict: 'mouth_std_original'; per image of IMAGES '<image>_amplitude' and '<image>_corr'; 'mask_mean',
+        'mask_lips' (None without a face); 'lip_keypoints_corr' (None when no keypoint is guided to the inner lips),
+        'best_pair_corr' (largest |r| over keypoint pairs' (x, y) distances). Correlations None where undefined.
+    """
+    original = teacher_landmarks(frames)
+    mouth = mouth_opening(original)
+    parts = render_parts(models, frames)
+    result = {'mouth_std_original': float(np.nanstd(mouth)) if np.isfinite(mouth).any() else None}
+    for name in IMAGES:
+        decoded = mouth_opening(teacher_landmarks(parts[name]))
+        std = float(np.nanstd(decoded)) if np.isfinite(decoded).any() else None
+        result[f'{name}_amplitude'] = amplitude_ratio(std, result['mouth_std_original'])
+        result[f'{name}_corr'] = _correlation(mouth, decoded)
+    result['mask_mean'] = float(parts['mask'].mean())
+    height, width = frames.shape[1:3]
+    box = original.points[:, [FACE_SLICE.start + i for i in LIPS_BOX]]            # (T, 4, 2) px
+    found = original.found[:, [FACE_SLICE.start + i for i in LIPS_BOX]].all(1)
+    values = []
+    for t in np.flatnonzero(found):
+        low, high = box[t].min(0), box[t].max(0)
+        grow = 0.25 * (high - low)
+        (x0, y0), (x1, y1) = np.floor(low - grow).astype(int), np.ceil(high + grow).astype(int)
+        values.append(parts['mask'][t, max(y0, 0):min(y1 + 1, height), max(x0, 0):min(x1 + 1, width)].mean())
+    result['mask_lips'] = float(np.mean(values)) if values else None
+    kp = to_pixels(parts['kp_driving'][..., :2], height, width)                  # (T, K, 2)
+    guided = models.config['train_params'].get('keypoint_guidance_landmarks') or []
+    lips = [guided.index(FACE_SLICE.start + i) for i in INNER_LIPS if FACE_SLICE.start + i in guided]
+    result['lip_keypoints_corr'] = (_correlation(mouth, np.linalg.norm(kp[:, lips[0]] - kp[:, lips[1]], axis=-1))
+                                    if len(lips) == 2 else None)
+    pairs = [_correlation(mouth, np.linalg.norm(kp[:, i] - kp[:, j], axis=-1))
+             for i in range(kp.shape[1]) for j in range(i + 1, kp.shape[1])]
+    pairs = [abs(r) for r in pairs if r is not None]
+    result['best_pair_corr'] = max(pairs) if pairs else None
+    return result
+
+
+COLUMNS = (('mouth_std_original', 'mouth std'), ('prediction_amplitude', 'amplitude decoded'),
+           ('prediction_corr', 'r decoded'), ('warped_amplitude', 'amplitude warped'), ('warped_corr', 'r warped'),
+           ('rendered_amplitude', 'amplitude rendered'), ('rendered_corr', 'r rendered'),
+           ('mask_mean', 'blend mask'), ('mask_lips', 'blend mask at lips'),
+           ('lip_keypoints_corr', 'r lip keypoints'), ('best_pair_corr', '|r| best keypoint pair'))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('checkpoint')
+    parser.add_argument('--data', default='data/humans256', help='prepared dataset root (default data/humans256)')
+    parser.add_argument('--split', default='train', choices=('train', 'test'))
+    parser.add_argument('--names', type=lambda text: text.split(','), default=None,
+                        help='clip names, comma-separated (default: the config\'s validation_names)')
+    parser.add_argument('--frames', type=int, default=60, help='first frames of each clip (default 60)')
+    args = parser.parse_args(argv)
+    from evaluation.sequences import load_sequences
+    from frames_dataset import FramesDataset
+    from modules.build import load_inference_models
+    try:
+        models = load_inference_models(args.checkpoint)
+        shape = models.config['dataset_params']['frame_shape']
+        names = args.names or models.config['dataset_params'].get('validation_names')
+        if not names:
+            raise ValueError('no --names given and the checkpoint config has no dataset_params.validation_names')
+        dataset = FramesDataset(args.data, frame_shape=shape, is_train=False, split=args.split, names=names,
+                                vertices_dir=None)
+        print(f'Probe of {args.checkpoint} on {args.split} clips, first {args.frames} frames at {shape[0]}x{shape[1]}'
+              '\n\n| clip | ' + ' | '.join(h for _, h in COLUMNS) + ' |\n|---|' + '---|' * len(COLUMNS))
+        for seq in load_sequences(dataset, args.frames):
+            row = probe(models, seq.frames)
+            print(f'| {seq.name} | ' + ' | '.join('n/a' if row[k] is None else f'{row[k]:.3f}' if k ==
+                                                     'mouth_std_original' else f'{row[k]:.2f}' for k, _ in COLUMNS)
+                  + ' |', flush=True)
+    except (FileNotFoundError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
