@@ -189,7 +189,7 @@ def compare_landmarks(original, decoded, fps):
         result.update(_group_error(group, original, decoded, index, scale))
     for name, series in (('mouth', mouth_opening), ('yaw', _yaw), ('pitch', _pitch)):
         x, y = series(original), series(decoded)
-        result[f'{name}_corr'] = _correlation(x, y)
+        result[f'{name}_corr'] = series_correlation(x, y)
         result[f'{name}_std_original'], result[f'{name}_std_decoded'] = _std(x), _std(y)
     face_o, face_d = _face_found(original), _face_found(decoded)
     result.update(
@@ -297,8 +297,10 @@ def _pitch(marks):
     return np.where(ok, offset, np.nan)
 
 
-def _correlation(original, decoded):
-    """Pearson correlation over the frames where both series are defined (rules: module docstring)."""
+def series_correlation(original, decoded):
+    """Pearson correlation in [-1, 1] of two (T,) series over the frames where both are defined (NaN elsewhere):
+    None when the original has fewer than MIN_SERIES defined values or does not move, 0.0 when the decoded series
+    is constant or fewer than MIN_SERIES frames are common (rules: module docstring)."""
     if np.count_nonzero(np.isfinite(original)) < MIN_SERIES or np.nanstd(original) < CONSTANT_STD:
         return None
     both = np.isfinite(original) & np.isfinite(decoded)

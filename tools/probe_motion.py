@@ -28,7 +28,7 @@ import sys
 import numpy as np
 import torch
 
-from evaluation.motion import amplitude_ratio, mouth_opening, teacher_landmarks
+from evaluation.motion import amplitude_ratio, mouth_opening, series_correlation, teacher_landmarks
 from modules.render import frames_to_tensor, render_keypoints, tensor_to_frames
 from modules.util import to_pixels
 from tools.extract_vertices import FACE_SLICE
@@ -36,13 +36,6 @@ from tools.extract_vertices import FACE_SLICE
 #: face-mesh indices of the lips' top, bottom and corners (the box of the mask statistic) and of the inner lips
 LIPS_BOX, INNER_LIPS = (0, 17, 61, 291), (13, 14)
 IMAGES = ('prediction', 'warped', 'rendered')
-
-
-def _correlation(x, y):
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or x[ok].std() == 0 or y[ok].std() == 0:
-        return None
-    return float(np.corrcoef(x[ok], y[ok])[0, 1])
 
 
 @torch.no_grad()
@@ -79,7 +72,8 @@ def probe(models, frames):
     Returns:
         dict: 'mouth_std_original'; per image of IMAGES '<image>_amplitude' and '<image>_corr'; 'mask_mean',
         'mask_lips' (None without a face); 'lip_keypoints_corr' (None when no keypoint is guided to the inner lips),
-        'best_pair_corr' (largest |r| over keypoint pairs' (x, y) distances). Correlations None where undefined.
+        'best_pair_corr' (largest |r| over keypoint pairs' (x, y) distances). Correlations follow
+        ``evaluation.motion.series_correlation`` (None: the original mouth does not move; 0: the series is constant).
     """
     original = teacher_landmarks(frames)
     mouth = mouth_opening(original)
@@ -89,7 +83,7 @@ def probe(models, frames):
         decoded = mouth_opening(teacher_landmarks(parts[name]))
         std = float(np.nanstd(decoded)) if np.isfinite(decoded).any() else None
         result[f'{name}_amplitude'] = amplitude_ratio(std, result['mouth_std_original'])
-        result[f'{name}_corr'] = _correlation(mouth, decoded)
+        result[f'{name}_corr'] = series_correlation(mouth, decoded)
     result['mask_mean'] = float(parts['mask'].mean())
     height, width = frames.shape[1:3]
     box = original.points[:, [FACE_SLICE.start + i for i in LIPS_BOX]]            # (T, 4, 2) px
@@ -104,9 +98,9 @@ def probe(models, frames):
     kp = to_pixels(parts['kp_driving'][..., :2], height, width)                  # (T, K, 2)
     guided = models.config['train_params'].get('keypoint_guidance_landmarks') or []
     lips = [guided.index(FACE_SLICE.start + i) for i in INNER_LIPS if FACE_SLICE.start + i in guided]
-    result['lip_keypoints_corr'] = (_correlation(mouth, np.linalg.norm(kp[:, lips[0]] - kp[:, lips[1]], axis=-1))
-                                    if len(lips) == 2 else None)
-    pairs = [_correlation(mouth, np.linalg.norm(kp[:, i] - kp[:, j], axis=-1))
+    distance = np.linalg.norm(kp[:, lips[0]] - kp[:, lips[1]], axis=-1) if len(lips) == 2 else None
+    result['lip_keypoints_corr'] = None if distance is None else series_correlation(mouth, distance)
+    pairs = [series_correlation(mouth, np.linalg.norm(kp[:, i] - kp[:, j], axis=-1))
              for i in range(kp.shape[1]) for j in range(i + 1, kp.shape[1])]
     pairs = [abs(r) for r in pairs if r is not None]
     result['best_pair_corr'] = max(pairs) if pairs else None
