@@ -92,13 +92,17 @@ def markdown_report(rows, context, complete=True):
     within = sum(r['within'] for r in rows)
     lines = ['# Rate control on the test clips', '',
              f"Made by `benchmarks/bench_rate_control.py`: `{context['command']}`", '',
-             f"- machine: {context['machine']}", f"- date: {context['date']}",
+             f"- machine: {context['machine']}",
+             f"- date: {context['date']}" + (f" ({context['resumed']} of the rows resumed from `{context['sidecar']}`: "
+                                             f"measured by earlier runs of the same command, weights, frames and "
+                                             f"tolerance)" if context.get('resumed') else ''),
              f"- checkpoint: `{context['checkpoint']}`; first {context['frames']} frames of every test clip at the "
              f"model size, each at its own frame rate (evaluation.sequences, as the RD evaluation)",
              f"- targets: {', '.join(f'{t:g}' for t in context['targets'])} kbps; tolerance +-{tolerance:g} %; "
              f"`coding.rate_control.encode_at_rate` (= `codec.py encode --target-kbps`)",
              '- kbps = file size x 8 / clip duration; PSNR: mean RGB PSNR of the frames as the decoder renders them, '
-             'measured by the encoder; threshold: the refresh threshold chosen (inf = key frames at scene cuts only)',
+             'measured by the encoder; threshold: the refresh threshold chosen (inf = key frames at scene cuts only); '
+             'time s: wall time of the clip x target run (all its passes; it depends on what else the machine ran)',
              '']
     if not complete:
         lines += [f"**Partial: {len(rows)} of {len(context['clips']) * len(context['targets'])} clip x target runs "
@@ -148,6 +152,7 @@ def main(argv=None):
                    checkpoint=os.path.relpath(args.checkpoint, REPO), frames=args.frames, tolerance=args.tolerance,
                    targets=args.targets, clips=clips, weights_id=encoder.models.weights_id.hex())
     sidecar = f'{args.out}.json' if args.out else None
+    context['sidecar'] = sidecar
     done = {(row['clip'], row['target']): row for row in (load_done(sidecar, context) if sidecar else [])}
     rows = []
     with tqdm(total=len(clips) * len(args.targets), unit='run', desc='rate control') as bar:
@@ -157,6 +162,7 @@ def main(argv=None):
                     bar.set_postfix_str(f'{name} -> {target:g} kbps: QP {trial.qp} refresh {trial.threshold:g} dB '
                                         f'= {trial.kbps:.2f} kbps')
                 row = done.get((sequence.name, float(target)))
+                context['resumed'] = context.get('resumed', 0) + bool(row)
                 rows.append(row or measure(encoder, sequence, target, args.tolerance, trial_done))
                 bar.update(1)
                 if args.out:
