@@ -4,6 +4,7 @@
         [--kp-step S] [--qp 42] [--device cpu] [--no-render] [--sweep 0.005,0.01,0.02,0.04]
     python -m benchmarks.bench_codec --long-minutes 10 [--short-seconds 20] [--long-fps 10] [--start-frame N]
         [--encode-args "..."] [--work-dir DIR | --keep]
+    (either with --out FILE.md: what is printed is also written there, under the command, machine and date)
 
 Clips: the test split (ted01 ted02 ted03 ted05 head04 full01 full03 full07), read from ``--data``
 (default ``data/humans256/test``, prepared by tools/prepare_dataset.py; resized to the model size); if
@@ -39,11 +40,14 @@ rendered from the unquantized ones (same decoded key frame), and the largest key
 pixels at the model size. This is the measurement behind the default ``codec_params.kp_step``.
 """
 import argparse
+import contextlib
 import glob
+import io
 import itertools
 import json
 import os
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -55,8 +59,9 @@ import torch
 
 from coding import bitstream, gfvc_baseline, keypoint_coder
 from coding.codec import Decoder, Encoder, read_video
+from evaluation.rd import machine_description
 from modules.render import frames_to_tensor
-from video_io import iter_frames, write_video
+from video_io import atomic_path, iter_frames, write_video
 
 TEST_CLIPS = ('ted01', 'ted02', 'ted03', 'ted05', 'head04', 'full01', 'full03', 'full07')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -191,13 +196,46 @@ def main(argv=None):
     long.add_argument('--work-dir', default=None, help='folder for the inputs, bitstreams, decodes and logs '
                                                        '(kept; default: a temporary folder, removed)')
     long.add_argument('--keep', action='store_true', help='keep the temporary folder')
+    parser.add_argument('--out', default=None,
+                        help='also write what is printed to this Markdown file (atomically), under the command line')
     args = parser.parse_args(argv)
-    if args.long_minutes is not None:
-        if not (args.long_minutes > 0 and args.short_seconds > 0 and args.long_fps > 0):
-            parser.error('--long-minutes, --short-seconds and --long-fps must be > 0')
-        return long_input_benchmark(args)
+    if args.long_minutes is not None and not (args.long_minutes > 0 and args.short_seconds > 0 and args.long_fps > 0):
+        parser.error('--long-minutes, --short-seconds and --long-fps must be > 0')
     if args.sweep and args.no_render:
         parser.error('--sweep renders frames: drop --no-render')
+    if not args.out:
+        return run(args)
+    report = io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, report)):
+        result = run(args)
+    command = 'python -m benchmarks.bench_codec ' + ' '.join(shlex.quote(a) for a in (sys.argv[1:] if argv is None
+                                                                                       else argv))
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(f'# Codec benchmark\n\nMade by `{command}` on {machine_description()}, '
+                       f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n```\n{report.getvalue()}```\n")
+    return result
+
+
+class _Tee:
+    """A text stream that writes to several (stdout and a buffer)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self):
+        for stream in self.streams:
+            stream.flush()
+
+
+def run(args):
+    """The benchmark chosen by the parsed ``args`` (the long-input one with ``--long-minutes``)."""
+    if args.long_minutes is not None:
+        return long_input_benchmark(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     clips = clip_paths(args.data)
