@@ -186,7 +186,7 @@ def region_weight_map(landmarks, confidence, ranges, weight, margin, size):
     grid = make_coordinate_grid(size, landmarks.dtype, landmarks.device)            # (H, W, 2)
     inside = torch.zeros(b, *size, dtype=torch.bool, device=landmarks.device)
     for group in ranges:
-        index = list(range(*group)) if len(group) == 2 else list(group)
+        index = slice(*group) if len(group) == 2 else list(group)                    # a range is a view
         points, found = landmarks[:, index], confidence[:, index] > 0                # (B, n, 2), (B, n)
         low = torch.where(found[..., None], points, torch.full_like(points, float('inf'))).amin(1)   # (B, 2)
         high = torch.where(found[..., None], points, torch.full_like(points, -float('inf'))).amax(1)

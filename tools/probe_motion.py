@@ -28,13 +28,15 @@ import sys
 import numpy as np
 import torch
 
-from evaluation.motion import amplitude_ratio, mouth_opening, series_correlation, teacher_landmarks
+from evaluation.motion import amplitude_ratio, motion_fidelity, mouth_opening, series_correlation, teacher_landmarks
+from modules.model import region_weight_map
 from modules.render import frames_to_tensor, render_keypoints, tensor_to_frames
 from modules.util import to_pixels
-from tools.extract_vertices import FACE_SLICE
+from tools.extract_vertices import FACE_SLICE, to_normalized
 
-#: face-mesh indices of the lips' top, bottom and corners (the box of the mask statistic) and of the inner lips
-LIPS_BOX, INNER_LIPS = (0, 17, 61, 291), (13, 14)
+#: face-mesh indices of the lips' top, bottom and corners (the box of the mask statistic, grown LIPS_MARGIN per
+#: side) and of the inner lips
+LIPS_BOX, LIPS_MARGIN, INNER_LIPS = (0, 17, 61, 291), 0.25, (13, 14)
 IMAGES = ('prediction', 'warped', 'rendered')
 
 
@@ -64,11 +66,12 @@ def render_parts(models, frames, batch_size=4):
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
-def probe(models, frames):
+def probe(models, frames, fps=25.0):
     """The probe's numbers for one clip (module doc).
 
     Args:
         models: modules.build.InferenceModels. frames: (T, H, W, 3) uint8 RGB at the model size, T >= 3.
+        fps: the clip's frame rate (only evaluation.motion's speeds use it; they are not reported).
     Returns:
         dict: 'mouth_std_original'; per image of IMAGES '<image>_amplitude' and '<image>_corr'; 'mask_mean',
         'mask_lips' (None without a face); 'lip_keypoints_corr' (None when no keypoint is guided to the inner lips),
@@ -76,25 +79,23 @@ def probe(models, frames):
         ``evaluation.motion.series_correlation`` (None: the original mouth does not move; 0: the series is constant).
     """
     original = teacher_landmarks(frames)
-    mouth = mouth_opening(original)
     parts = render_parts(models, frames)
-    result = {'mouth_std_original': float(np.nanstd(mouth)) if np.isfinite(mouth).any() else None}
+    result = {}
     for name in IMAGES:
-        decoded = mouth_opening(teacher_landmarks(parts[name]))
-        std = float(np.nanstd(decoded)) if np.isfinite(decoded).any() else None
-        result[f'{name}_amplitude'] = amplitude_ratio(std, result['mouth_std_original'])
-        result[f'{name}_corr'] = series_correlation(mouth, decoded)
+        row = motion_fidelity(frames, parts[name], fps, original_landmarks=original)
+        result['mouth_std_original'] = row['mouth_std_original']
+        result[f'{name}_amplitude'] = amplitude_ratio(row['mouth_std_decoded'], row['mouth_std_original'])
+        result[f'{name}_corr'] = row['mouth_corr']
     result['mask_mean'] = float(parts['mask'].mean())
     height, width = frames.shape[1:3]
-    box = original.points[:, [FACE_SLICE.start + i for i in LIPS_BOX]]            # (T, 4, 2) px
-    found = original.found[:, [FACE_SLICE.start + i for i in LIPS_BOX]].all(1)
-    values = []
-    for t in np.flatnonzero(found):
-        low, high = box[t].min(0), box[t].max(0)
-        grow = 0.25 * (high - low)
-        (x0, y0), (x1, y1) = np.floor(low - grow).astype(int), np.ceil(high + grow).astype(int)
-        values.append(parts['mask'][t, max(y0, 0):min(y1 + 1, height), max(x0, 0):min(x1 + 1, width)].mean())
+    # the lips' box as the region-weighted loss draws it (modules.model.region_weight_map), one per frame
+    boxes = region_weight_map(torch.from_numpy(to_normalized(original.points, width, height)),
+                              torch.from_numpy(original.found.astype(np.float32)),
+                              [[FACE_SLICE.start + i for i in LIPS_BOX]], 1.0, LIPS_MARGIN, (height, width))[:, 0]
+    inside = (boxes > boxes.amin((1, 2), keepdim=True)).numpy()                  # (T, H, W); empty without lips
+    values = [parts['mask'][t][inside[t]].mean() for t in range(len(frames)) if inside[t].any()]
     result['mask_lips'] = float(np.mean(values)) if values else None
+    mouth = mouth_opening(original)
     kp = to_pixels(parts['kp_driving'][..., :2], height, width)                  # (T, K, 2)
     guided = models.config['train_params'].get('keypoint_guidance_landmarks') or []
     lips = [guided.index(FACE_SLICE.start + i) for i in INNER_LIPS if FACE_SLICE.start + i in guided]
@@ -137,7 +138,7 @@ def main(argv=None):
         print(f'Probe of {args.checkpoint} on {args.split} clips, first {args.frames} frames at {shape[0]}x{shape[1]}'
               '\n\n| clip | ' + ' | '.join(h for _, h in COLUMNS) + ' |\n|---|' + '---|' * len(COLUMNS))
         for seq in load_sequences(dataset, args.frames):
-            row = probe(models, seq.frames)
+            row = probe(models, seq.frames, float(seq.fps or 25))
             print(f'| {seq.name} | ' + ' | '.join('n/a' if row[k] is None else f'{row[k]:.3f}' if k ==
                                                      'mouth_std_original' else f'{row[k]:.2f}' for k, _ in COLUMNS)
                   + ' |', flush=True)
