@@ -9,6 +9,12 @@ mouth opening (inner-lip distance / inter-ocular distance) of the original and o
 - ``rendered``: the generator's own RGB, where it blends with the warped key frame (``blend_warped_source``:
   ``prediction = mask * warped + (1 - mask) * rendered``; without blending it is the prediction).
 
+- ``oracle``: the key-reference frame warped by the true motion known only on the model's motion grid (the dense
+  motion network's resolution, e.g. 16x16 cells at 128x128): optical flow (OpenCV DIS) from each frame to the key
+  frame, averaged per cell and upsampled bilinearly. What a decoder that only warps the key frame could show at best
+  at that motion resolution;
+- ``oracle_full``: the same with the per-pixel flow (what any warp of the key frame could show).
+
 Per image: the mouth amplitude (``evaluation.motion.amplitude_ratio``: 1 = opens and closes as much as the original,
 0 = still) and the Pearson correlation with the original's series. Also the blend mask's mean over the frame and
 over the lips' box (FaceMesh 0, 17, 61, 291 in the original, grown 25 % per side), and the correlation of the
@@ -25,6 +31,7 @@ Names default to the checkpoint config's ``dataset_params.validation_names``. Pr
 import argparse
 import sys
 
+import cv2
 import numpy as np
 import torch
 
@@ -38,6 +45,7 @@ from tools.extract_vertices import FACE_SLICE, to_normalized
 #: side) and of the inner lips
 LIPS_BOX, LIPS_MARGIN, INNER_LIPS = (0, 17, 61, 291), 0.25, (13, 14)
 IMAGES = ('prediction', 'warped', 'rendered')
+ORACLES = ('oracle', 'oracle_full')
 
 
 @torch.no_grad()
@@ -48,7 +56,8 @@ def render_parts(models, frames, batch_size=4):
         models: modules.build.InferenceModels. frames: (T, H, W, 3) uint8 RGB at the model size.
     Returns:
         dict: 'prediction', 'warped', 'rendered' (T, H, W, 3) uint8; 'mask' (T, H, W) float32 in [0, 1], the warped
-        key frame's weight in the prediction (zeros when the generator does not blend); 'kp_driving' (T, K, 3).
+        key frame's weight in the prediction (zeros when the generator does not blend); 'kp_driving' (T, K, 3);
+        'motion_grid' (h, w): the cells of the dense motion network's mask.
     """
     device = models.device
     source = frames_to_tensor(frames[:1], device)
@@ -63,7 +72,36 @@ def render_parts(models, frames, batch_size=4):
             parts[name].append(tensor_to_frames(value).numpy())
         parts['mask'].append(mask[:, 0].float().cpu().numpy())
         parts['kp_driving'].append(kp_driving.float().cpu().numpy())
-    return {name: np.concatenate(values) for name, values in parts.items()}
+    result = {name: np.concatenate(values) for name, values in parts.items()}
+    result['motion_grid'] = tuple(out['mask'].shape[-2:])
+    return result
+
+
+def oracle_warp(frames, grid=None):
+    """The key-reference frame ``frames[0]`` backward-warped to every frame by the true motion, known per cell.
+
+    The motion is the dense optical flow (OpenCV DIS, medium preset, on grey levels) from each frame to the key frame,
+    area-averaged over ``grid`` cells and upsampled bilinearly (None: per-pixel flow); sampling is bilinear with
+    replicated borders.
+
+    Args:
+        frames: (T, H, W, 3) uint8 RGB. grid: (h, w) cells, or None.
+    Returns:
+        (T, H, W, 3) uint8: what a decoder that only warps the key frame could show with motion at that resolution.
+    """
+    height, width = frames.shape[1:3]
+    flow_estimator = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    key = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    warped = []
+    for frame in frames:
+        flow = flow_estimator.calc(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), key, None)   # frame pixel -> key frame
+        if grid is not None:
+            cells = cv2.resize(flow, (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
+            flow = cv2.resize(cells, (width, height), interpolation=cv2.INTER_LINEAR)
+        warped.append(cv2.remap(frames[0], x + flow[..., 0], y + flow[..., 1], cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_REPLICATE))
+    return np.stack(warped)
 
 
 def probe(models, frames, fps=25.0):
@@ -73,19 +111,22 @@ def probe(models, frames, fps=25.0):
         models: modules.build.InferenceModels. frames: (T, H, W, 3) uint8 RGB at the model size, T >= 3.
         fps: the clip's frame rate (only evaluation.motion's speeds use it; they are not reported).
     Returns:
-        dict: 'mouth_std_original'; per image of IMAGES '<image>_amplitude' and '<image>_corr'; 'mask_mean',
+        dict: 'mouth_std_original'; per image of IMAGES '<image>_amplitude' and '<image>_corr', per image of ORACLES
+        '<image>_amplitude' (``oracle_warp`` on the motion grid and per pixel); 'mask_mean',
         'mask_lips' (None without a face); 'lip_keypoints_corr' (None when no keypoint is guided to the inner lips),
         'best_pair_corr' (largest |r| over keypoint pairs' (x, y) distances). Correlations follow
         ``evaluation.motion.series_correlation`` (None: the original mouth does not move; 0: the series is constant).
     """
     original = teacher_landmarks(frames)
     parts = render_parts(models, frames)
+    parts.update(oracle=oracle_warp(frames, parts['motion_grid']), oracle_full=oracle_warp(frames))
     result = {}
-    for name in IMAGES:
+    for name in IMAGES + ORACLES:
         row = motion_fidelity(frames, parts[name], fps, original_landmarks=original)
         result['mouth_std_original'] = row['mouth_std_original']
         result[f'{name}_amplitude'] = amplitude_ratio(row['mouth_std_decoded'], row['mouth_std_original'])
-        result[f'{name}_corr'] = row['mouth_corr']
+        if name in IMAGES:
+            result[f'{name}_corr'] = row['mouth_corr']
     result['mask_mean'] = float(parts['mask'].mean())
     height, width = frames.shape[1:3]
     # the lips' box as the region-weighted loss draws it (modules.model.region_weight_map), one per frame
@@ -111,6 +152,8 @@ def probe(models, frames, fps=25.0):
 COLUMNS = (('mouth_std_original', 'mouth std'), ('prediction_amplitude', 'amplitude decoded'),
            ('prediction_corr', 'r decoded'), ('warped_amplitude', 'amplitude warped'), ('warped_corr', 'r warped'),
            ('rendered_amplitude', 'amplitude rendered'), ('rendered_corr', 'r rendered'),
+           ('oracle_amplitude', 'amplitude oracle warp (motion grid)'),
+           ('oracle_full_amplitude', 'amplitude oracle warp (per pixel)'),
            ('mask_mean', 'blend mask'), ('mask_lips', 'blend mask at lips'),
            ('lip_keypoints_corr', 'r lip keypoints'), ('best_pair_corr', '|r| best keypoint pair'))
 
