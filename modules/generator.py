@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from modules.dense_motion import DenseMotionNetwork
-from modules.util import ALIGN_CORNERS, DownBlock, ResBlock, SameBlock, UpBlock, check_divisible
+from modules.util import ALIGN_CORNERS, DownBlock, ResBlock, SameBlock, UpBlock, check_divisible, kp2gaussian
 
 
 class OcclusionAwareGenerator(nn.Module):
@@ -32,13 +32,18 @@ class OcclusionAwareGenerator(nn.Module):
         blend_warped_source: the decoder also predicts a mask that blends the key-reference frame warped by the
             depth-averaged deformation (sharp wherever the motion is right, e.g. a static background) with its
             rendered RGB (vid2vid-style warp + hallucination). False is the paper's Eq. 6 (rendered RGB only).
+        keypoint_heatmaps: the decoder also sees where the keypoints are: 2D Gaussian heatmaps of ``kp_driving`` and
+            ``kp_source`` (x, y; variance ``dense_motion_params['kp_variance']``) at the volume resolution, through a
+            zero-initialised 3x3 convolution added to ``F_refine`` (so a checkpoint without it fine-tunes from the
+            same output). A warp cannot open a closed mouth (tools/probe_motion); this tells the decoder where the
+            driving lips are so it can draw them. False is the paper's decoder.
     Shapes: source (B, 3, H, W) in [0, 1], H and W divisible by 2**num_down_blocks and by the dense motion
     hourglass' 2**num_blocks at the volume resolution.
     """
 
     def __init__(self, image_channel, feature_channel, num_kp, block_expansion, max_features, num_down_blocks,
                  reshape_depth, num_resblocks, dense_motion_params, warped_skips,
-                 blend_warped_source):
+                 blend_warped_source, keypoint_heatmaps=False):
         super().__init__()
         self.feature_channel = feature_channel
         self.reshape_depth = reshape_depth
@@ -56,6 +61,12 @@ class OcclusionAwareGenerator(nn.Module):
         self.from_volume = SameBlock(feature_channel * reshape_depth, chans[-1], kernel_size=3)
         self.refine = nn.Conv2d(chans[-1], chans[-1], kernel_size=1)
         self.resblocks_2d = nn.Sequential(*[ResBlock(chans[-1]) for _ in range(num_resblocks)])
+        self.kp_variance = dense_motion_params['kp_variance']
+        self.keypoint_heatmaps = None
+        if keypoint_heatmaps:
+            self.keypoint_heatmaps = nn.Conv2d(2 * num_kp, chans[-1], kernel_size=3, padding=1)
+            nn.init.zeros_(self.keypoint_heatmaps.weight)
+            nn.init.zeros_(self.keypoint_heatmaps.bias)
         skip = 2 if warped_skips else 1  # decoder inputs grow by the concatenated warped skip
         self.up = nn.ModuleList(UpBlock(chans[i + 1] * (skip if i + 1 < num_down_blocks else 1), chans[i])
                                 for i in reversed(range(num_down_blocks)))
@@ -114,7 +125,12 @@ class OcclusionAwareGenerator(nn.Module):
         warped = F.grid_sample(volume, motion['deformation'], align_corners=ALIGN_CORNERS)
         flat = self.from_volume(warped.flatten(1, 2))
         f_refine = self.refine(flat) * motion['occlusion_map']  # Eq. 5
-        out = self.resblocks_2d(f_refine)
+        out = f_refine
+        if self.keypoint_heatmaps is not None:
+            heatmaps = kp2gaussian(torch.cat([kp_driving, kp_source], dim=1)[..., :2], f_refine.shape[2:],
+                                   self.kp_variance)
+            out = out + self.keypoint_heatmaps(heatmaps)
+        out = self.resblocks_2d(out)
         skips = [s.expand(n, *s.shape[1:]) for s in source_features.get('skips', [])]
         for block in self.up:
             out = block(out)

@@ -47,14 +47,14 @@ def kp2gaussian(kp_value, spatial_size, kp_variance):
     """Gaussian heatmaps centred on keypoints (FOMM / FV2V; paper Eq. 3).
 
     Args:
-        kp_value: (B, K, 3) keypoints in [-1, 1] (x, y, z).
-        spatial_size: (D, H, W) of the output volume.
+        kp_value: (B, K, 3) keypoints in [-1, 1] (x, y, z), or (B, K, 2) (x, y) for 2D heatmaps.
+        spatial_size: (D, H, W) of the output volume, or (H, W) with 2D keypoints.
         kp_variance: variance of the Gaussian in normalised units (e.g. 0.01).
     Returns:
-        (B, K, D, H, W) heatmaps with values in (0, 1], peak 1 at the keypoint.
+        (B, K, D, H, W) (or (B, K, H, W)) heatmaps with values in (0, 1], peak 1 at the keypoint.
     """
-    grid = make_coordinate_grid(spatial_size, kp_value.dtype, kp_value.device)  # (D, H, W, 3)
-    diff = grid[None, None] - kp_value[:, :, None, None, None, :]
+    grid = make_coordinate_grid(spatial_size, kp_value.dtype, kp_value.device)  # (D, H, W, 3) or (H, W, 2)
+    diff = grid[None, None] - kp_value.view(*kp_value.shape[:2], *[1] * len(spatial_size), kp_value.shape[-1])
     return torch.exp(-0.5 * (diff ** 2).sum(-1) / kp_variance)
 
 

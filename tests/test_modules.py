@@ -82,6 +82,26 @@ def test_blend_with_identity_motion_returns_the_source_where_the_mask_is_one(tin
     torch.testing.assert_close(out['prediction'], frames, atol=1e-5, rtol=0)
 
 
+def test_keypoint_heatmaps_start_from_the_parent_and_learn(repo_root, sample_frames):
+    """generator_params.keypoint_heatmaps on the shipped checkpoint: the fine-tuned generator renders exactly the
+    parent's frames before training, and the decoder's heatmap convolution gets a gradient from the frame loss."""
+    from logger import load_matching_weights
+    parent = load_inference_models(repo_root / 'checkpoints' / 'humans256-cpu.pth')
+    config = copy.deepcopy(parent.config)
+    config['model_params']['generator_params']['keypoint_heatmaps'] = True
+    generator = build_networks(config)['generator'].eval()
+    report = load_matching_weights(generator, parent.generator.state_dict())
+    assert sorted(report['missing']) == ['keypoint_heatmaps.bias', 'keypoint_heatmaps.weight']
+    frames = sample_frames(128)
+    with torch.no_grad():
+        kp = parent.kp_detector(frames)
+        expected = parent.generator(frames[:1].expand(8, -1, -1, -1), kp[:1].expand(8, -1, -1), kp)['prediction']
+    out = generator(frames[:1].expand(8, -1, -1, -1), kp[:1].expand(8, -1, -1), kp)
+    torch.testing.assert_close(out['prediction'], expected)
+    (out['prediction'] - frames).abs().mean().backward()
+    assert generator.keypoint_heatmaps.weight.grad.abs().sum() > 0
+
+
 def test_equal_keypoints_give_identity_motion():
     kp = torch.rand(2, 5, 3) * 2 - 1
     motion = sparse_motions(kp, kp.clone(), (4, 8, 8))
