@@ -7,8 +7,7 @@ mouth opening (inner-lip distance / inter-ocular distance) of the original and o
 - ``prediction``: the decoded frame;
 - ``warped``: the key-reference frame warped by the depth-averaged ``deformation`` (what motion alone gives);
 - ``rendered``: the generator's own RGB, where it blends with the warped key frame (``blend_warped_source``:
-  ``prediction = mask * warped + (1 - mask) * rendered``; without blending it is the prediction).
-
+  ``prediction = mask * warped + (1 - mask) * rendered``; without blending it is the prediction);
 - ``oracle``: the key-reference frame warped by the true motion known only on the model's motion grid (the dense
   motion network's resolution, e.g. 16x16 cells at 128x128): optical flow (OpenCV DIS) from each frame to the key
   frame, averaged per cell and upsampled bilinearly. What a decoder that only warps the key frame could show at best
