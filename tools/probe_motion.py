@@ -76,29 +76,35 @@ def render_parts(models, frames, batch_size=4):
     return result
 
 
-def oracle_warp(frames, grid=None):
+def flow_to_key_frame(frames):
+    """Dense optical flow (OpenCV DIS, medium preset, on grey levels) from every frame to the key-reference frame
+    ``frames[0]``: (T, H, W, 2) float32 pixel offsets (x, y) such that frame t at p looks like the key frame at
+    p + flow[t, p]. Args: frames (T, H, W, 3) uint8 RGB."""
+    flow_estimator = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    key = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+    return np.stack([flow_estimator.calc(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), key, None) for frame in frames])
+
+
+def oracle_warp(frames, grid=None, flow=None):
     """The key-reference frame ``frames[0]`` backward-warped to every frame by the true motion, known per cell.
 
-    The motion is the dense optical flow (OpenCV DIS, medium preset, on grey levels) from each frame to the key frame,
-    area-averaged over ``grid`` cells and upsampled bilinearly (None: per-pixel flow); sampling is bilinear with
-    replicated borders.
+    The motion is :func:`flow_to_key_frame` (pass it as ``flow`` to reuse it), area-averaged over ``grid`` cells and
+    upsampled bilinearly (None: per-pixel flow); sampling is bilinear with replicated borders.
 
     Args:
-        frames: (T, H, W, 3) uint8 RGB. grid: (h, w) cells, or None.
+        frames: (T, H, W, 3) uint8 RGB. grid: (h, w) cells, or None. flow: (T, H, W, 2) or None (computed here).
     Returns:
         (T, H, W, 3) uint8: what a decoder that only warps the key frame could show with motion at that resolution.
     """
     height, width = frames.shape[1:3]
-    flow_estimator = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    key = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+    flow = flow_to_key_frame(frames) if flow is None else flow
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     warped = []
-    for frame in frames:
-        flow = flow_estimator.calc(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), key, None)   # frame pixel -> key frame
+    for offsets in flow:
         if grid is not None:
-            cells = cv2.resize(flow, (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
-            flow = cv2.resize(cells, (width, height), interpolation=cv2.INTER_LINEAR)
-        warped.append(cv2.remap(frames[0], x + flow[..., 0], y + flow[..., 1], cv2.INTER_LINEAR,
+            cells = cv2.resize(offsets, (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
+            offsets = cv2.resize(cells, (width, height), interpolation=cv2.INTER_LINEAR)
+        warped.append(cv2.remap(frames[0], x + offsets[..., 0], y + offsets[..., 1], cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_REPLICATE))
     return np.stack(warped)
 
@@ -118,11 +124,12 @@ def probe(models, frames, fps=25.0):
     """
     original = teacher_landmarks(frames)
     parts = render_parts(models, frames)
-    parts.update(oracle=oracle_warp(frames, parts['motion_grid']), oracle_full=oracle_warp(frames))
+    flow = flow_to_key_frame(frames)                                              # once for both oracles
+    parts.update(oracle=oracle_warp(frames, parts['motion_grid'], flow), oracle_full=oracle_warp(frames, flow=flow))
     result = {}
     for name in IMAGES + ORACLES:
         row = motion_fidelity(frames, parts[name], fps, original_landmarks=original)
-        result['mouth_std_original'] = row['mouth_std_original']
+        result['mouth_std_original'] = row['mouth_std_original']                  # the same for every image
         result[f'{name}_amplitude'] = amplitude_ratio(row['mouth_std_decoded'], row['mouth_std_original'])
         if name in IMAGES:
             result[f'{name}_corr'] = row['mouth_corr']
