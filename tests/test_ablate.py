@@ -1,8 +1,12 @@
 """tools/ablate.py: overrides, a real two-variant ablation of the tiny model on the bundled clips, its report."""
+from pathlib import Path
+
 import pytest
 import yaml
 
-from tools.ablate import apply_overrides, main, report
+from modules.build import build_networks
+from modules.config import resolve_config
+from tools.ablate import apply_overrides, load_ablations, main, report, variant_config
 
 
 def test_overrides_set_nested_keys_and_reject_typos(tiny_config):
@@ -44,3 +48,21 @@ def test_two_variants_train_with_the_same_budget_and_are_reported(tiny_config, t
         assert 0 < float(cells[1]) <= 1  # MS-SSIM of the rendered frames
         assert float(cells[5]) > 0  # the rendered mouth moves (head04 talks)
     assert main(['run', str(ablations), '--variant', 'missing', '--log-dir', str(log_dir)]) == 2
+
+
+ABLATION_FILES = sorted(p.name for p in (Path(__file__).resolve().parents[1] / 'config' / 'ablations').glob('*.yaml'))
+
+
+@pytest.mark.parametrize('name', ABLATION_FILES)
+def test_shipped_ablation_files_describe_valid_networks(name, repo_root, monkeypatch):
+    """Every variant of every committed ablation file resolves against the config schema (a misspelled override
+    fails here, not an hour into a run) and builds its networks; the parent checkpoint exists."""
+    monkeypatch.chdir(repo_root)   # the files name their base config and parent relative to the repository
+    path = Path('config/ablations') / name
+    spec = load_ablations(path)
+    assert spec['parent'] is None or Path(spec['parent']).is_file()
+    assert spec['variants']
+    for variant in spec['variants']:
+        config = resolve_config(variant_config(spec, variant), source=f'{path}:{variant}')
+        networks = build_networks(config)
+        assert networks['kp_detector'].scale_factor == config['model_params']['kp_detector_params']['scale_factor']
