@@ -6,7 +6,8 @@
 - Checkpoints (``*.pth``): a dict with 'config', 'epoch' (last finished epoch), 'iteration', the state dicts
   'kp_detector', 'generator', 'vertex_head', 'discriminator' (optional in inference checkpoints) and the optimizer
   states 'optimizer_generator', 'optimizer_kp_detector', 'optimizer_discriminator' (optional); runs also store
-  'validation' (dict of floats). Written atomically (``video_io.atomic_path``), read with
+  'validation' (dict of floats) and 'train_seconds' (wall-clock seconds of training and validation, summed over the
+  sittings that resumed the run). Written atomically (``video_io.atomic_path``), read with
   ``torch.load(..., weights_only=True)``.
 """
 import re

@@ -15,6 +15,7 @@ import copy
 import logging
 import math
 import os
+import time
 
 import torch
 import torch.distributed as dist
@@ -316,12 +317,14 @@ def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
     torch.manual_seed(params['seed'])
     trainer = Trainer(config, device, distributed)
     start_epoch, iteration, best = 0, 0, math.inf
+    train_seconds = 0.0  # wall-clock seconds spent in this run's epochs, summed over the sittings that resumed it
     report = None
     if checkpoint_path is not None:
         checkpoint = load_checkpoint(checkpoint_path, map_location=device)
         if is_resume(config, checkpoint['config']):
             trainer.resume(checkpoint)
             start_epoch, iteration = checkpoint['epoch'] + 1, checkpoint.get('iteration', 0)
+            train_seconds = checkpoint.get('train_seconds', 0.0)
             best_path = os.path.join(log_dir, 'best.pth')
             if os.path.isfile(best_path):
                 best = load_checkpoint(best_path)['validation'].get('l1', math.inf)
@@ -350,6 +353,7 @@ def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
                   f"raise train_params.num_epochs to continue")
     validation = None
     validation_params = params['validation']
+    sitting_start = time.monotonic()
     for epoch in range(start_epoch, params['num_epochs']):
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -367,6 +371,7 @@ def train(config, log_dir, device, checkpoint_path=None, rank=0, world_size=1):
         tqdm.write(logger.log_epoch(epoch, iteration, validation))
         logger.log_images(epoch, iteration, batch, generated)
         state = trainer.checkpoint(epoch, iteration, validation)
+        state['train_seconds'] = train_seconds + time.monotonic() - sitting_start
         if (epoch + 1) % params['checkpoint_freq'] == 0 or epoch == params['num_epochs'] - 1:
             save_checkpoint(os.path.join(log_dir, 'checkpoint.pth'), state)
         if validation['l1'] < best:

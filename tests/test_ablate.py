@@ -6,7 +6,7 @@ import yaml
 
 from modules.build import build_networks
 from modules.config import resolve_config
-from tools.ablate import apply_overrides, load_ablations, main, report, variant_config
+from tools.ablate import _row, apply_overrides, load_ablations, main, report, variant_config
 
 
 def test_overrides_set_nested_keys_and_reject_typos(tiny_config):
@@ -38,6 +38,7 @@ def test_two_variants_train_with_the_same_budget_and_are_reported(tiny_config, t
     for variant in ('baseline', 'no_prior'):
         cells = [c.strip() for c in rows[variant].split('|')[1:-1]]
         assert cells[2] == '1'  # iterations: 1 training clip x 2 repeats / batch 2, the same budget for both
+        assert cells[3] == '0.00' and 0 < _row(variant, log_dir / 'tiny-ablation' / variant)['hours'] < 0.1
         assert float(cells[5]) > 0 and float(cells[6]) > 0  # validation PSNR and frozen PSNR were measured
     assert 'not run' in rows['later']
     frozen = [c.strip() for c in motion['frozen key frame'].split('|')[1:-1]]

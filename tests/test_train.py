@@ -113,7 +113,7 @@ def test_resume_continues_at_next_epoch_and_fine_tune_reports_mismatches(tiny_co
     (run_dir,) = (tmp_path / 'log').iterdir()
     assert run_dir.name.startswith('tiny_') and ' ' not in run_dir.name
     checkpoint = load_checkpoint(run_dir / 'checkpoint.pth')
-    assert checkpoint['epoch'] == 0 and checkpoint['iteration'] == 2
+    assert checkpoint['epoch'] == 0 and checkpoint['iteration'] == 2 and checkpoint['train_seconds'] > 0
     assert (run_dir / 'best.pth').exists() and (run_dir / 'vis' / 'epoch_0000.png').exists()
     assert yaml.safe_load((run_dir / 'config.yaml').read_text()) == tiny_config
     assert any(p.name.startswith('events.out.tfevents') for p in run_dir.iterdir())
@@ -126,6 +126,7 @@ def test_resume_continues_at_next_epoch_and_fine_tune_reports_mismatches(tiny_co
     assert [p.name for p in (tmp_path / 'log').iterdir()] == [run_dir.name]
     resumed = load_checkpoint(run_dir / 'checkpoint.pth')
     assert resumed['epoch'] == 1 and resumed['iteration'] == 4
+    assert resumed['train_seconds'] > checkpoint['train_seconds']  # summed over both sittings, idle time not counted
     assert math.isclose(resumed['optimizer_generator']['param_groups'][0]['lr'], 2e-5)
     epochs = [line.split()[1] for line in (run_dir / 'log.txt').read_text().splitlines()]
     assert epochs == ['0000', '0001']

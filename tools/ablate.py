@@ -20,7 +20,8 @@ Commands::
 
 ``run`` trains one variant into ``LOG_DIR/<ablation file stem>/<variant>/`` (resumes there if interrupted).
 ``report`` reads every variant's ``best.pth`` (selected on the validation split, ``dataset_params.validation_names``)
-and ``checkpoint.pth`` and writes a Markdown table: iterations, hours, the validation PSNR of the decoded frames, of
+and ``checkpoint.pth`` and writes a Markdown table: iterations, hours (of training, summed over the sittings that
+resumed the run; n/a for checkpoints written before they were recorded), the validation PSNR of the decoded frames, of
 the frozen key-reference frame and their difference (how much of the motion the model transmits), L1 and vertex L1.
 With ``--motion-frames N`` it also renders the first N frames of every validation clip with each variant's best
 weights (first frame as key-reference frame, uncompressed keypoints) and tabulates MS-SSIM and the motion fidelity
@@ -98,8 +99,9 @@ def _row(name, run_dir):
     selected = load_checkpoint(str(best))
     final = load_checkpoint(str(last))
     val = selected['validation']
-    hours = (last.stat().st_mtime - (run_dir / 'config.yaml').stat().st_mtime) / 3600
-    return {'variant': name, 'iterations': final.get('iteration', 0), 'hours': hours,
+    seconds = final.get('train_seconds')  # absent in checkpoints written before it was recorded
+    return {'variant': name, 'iterations': final.get('iteration', 0),
+            'hours': None if seconds is None else seconds / 3600,
             'best_iteration': selected.get('iteration', 0), 'psnr': val.get('psnr'),
             'psnr_frozen': val.get('psnr_frozen'), 'l1': val.get('l1'), 'vertex_l1': val.get('vertex_l1')}
 
@@ -193,7 +195,7 @@ def report(ablation_file, log_dir, out, motion_frames=0):
             lines.append(f"| {name} | {overrides or '-'} | not run | | | | | | | |")
             continue
         gain = None if row['psnr'] is None or row['psnr_frozen'] is None else row['psnr'] - row['psnr_frozen']
-        lines.append(f"| {name} | {overrides or '-'} | {row['iterations']} | {row['hours']:.2f} | "
+        lines.append(f"| {name} | {overrides or '-'} | {row['iterations']} | {_fmt(row['hours'], 2)} | "
                      f"{row['best_iteration']} | {_fmt(row['psnr'], 2)} | {_fmt(row['psnr_frozen'], 2)} | "
                      f"{_fmt(gain, 2)} | {_fmt(row['l1'], 4)} | {_fmt(row['vertex_l1'], 4)} |")
     if motion_frames:
