@@ -390,15 +390,71 @@ class FramesDataset(Dataset):
                 'vertex_confidence': confidence, 'name': entry_stem(path), 'path': str(path)}
 
 
-class DatasetRepeater(Dataset):
-    """The wrapped data set ``num_repeats`` times per epoch (FOMM), so short data sets give useful epochs."""
+def group_weights(names, sampling_groups):
+    """Per-item sampling weights that draw every group of clips equally often, whatever its number of clips.
 
-    def __init__(self, dataset, num_repeats=100):
+    A recipe option (``dataset_params.sampling_groups``), not in FOMM or the paper: the prepared human-video set is
+    mostly close-ups (talking heads, faces), while the codec's users code upper-body speakers (TED) and full bodies.
+
+    Args:
+        names: clip stems of the data set's items, in item order (e.g. ``['face01', 'half08', ...]``).
+        sampling_groups: {group name: list of name prefixes}, e.g. ``{'close_up': ['face', 'head'],
+            'upper_body': ['half', 'ted'], 'full_body': ['full']}``; a clip belongs to the group one of whose
+            prefixes starts its name.
+    Returns:
+        (len(names),) float64 weights, summing to 1; each group's items share
+        1 / len(sampling_groups) equally.
+    Raises:
+        ValueError: a clip matches no group or two groups, or a group matches no clip.
+    """
+    members = {group: [] for group in sampling_groups}
+    for index, name in enumerate(names):
+        matches = [group for group, prefixes in sampling_groups.items()
+                   if any(name.startswith(prefix) for prefix in prefixes)]
+        if len(matches) != 1:
+            raise ValueError(f"clip '{name}' matches {len(matches)} of dataset_params.sampling_groups "
+                             f"{dict(sampling_groups)} (needs exactly one): add or fix a name prefix")
+        members[matches[0]].append(index)
+    empty = [group for group, indices in members.items() if not indices]
+    if empty:
+        raise ValueError(f"dataset_params.sampling_groups {empty} match no training clip: remove them or fix "
+                         f"their name prefixes")
+    weights = np.zeros(len(names))
+    for indices in members.values():
+        weights[indices] = 1 / (len(members) * len(indices))
+    return weights
+
+
+class DatasetRepeater(Dataset):
+    """The wrapped data set ``num_repeats`` times per epoch (FOMM), so short data sets give useful epochs.
+
+    Args:
+        dataset: the data set; ``num_repeats``: epoch length in units of ``len(dataset)``.
+        weights: None (every item ``num_repeats`` times), or (len(dataset),) non-negative item weights: item i then
+            appears ``round(num_repeats * len(dataset) * weights[i] / sum(weights))`` times per epoch (largest
+            remainder, so the epoch length stays ``num_repeats * len(dataset)``), e.g. from :func:`group_weights`.
+            The epoch is a fixed multiset of items; the data loader's sampler shuffles it.
+    Raises:
+        ValueError: weights of the wrong length, negative, or all zero.
+    """
+
+    def __init__(self, dataset, num_repeats=100, weights=None):
         self.dataset = dataset
         self.num_repeats = num_repeats
+        total = num_repeats * len(dataset)
+        if weights is None:
+            self.index = np.arange(total) % len(dataset)
+            return
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(dataset),) or (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"weights must be {len(dataset)} non-negative numbers, not all zero")
+        share = total * weights / weights.sum()
+        counts = np.floor(share).astype(np.int64)
+        counts[np.argsort(counts - share, kind='stable')[:total - counts.sum()]] += 1
+        self.index = np.repeat(np.arange(len(dataset)), counts)
 
     def __len__(self):
-        return self.num_repeats * len(self.dataset)
+        return len(self.index)
 
     def __getitem__(self, index):
-        return self.dataset[index % len(self.dataset)]
+        return self.dataset[int(self.index[index])]

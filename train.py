@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from evaluation.metrics import psnr_rgb
-from frames_dataset import DatasetRepeater, FramesDataset, VideoReadError
+from frames_dataset import DatasetRepeater, FramesDataset, VideoReadError, entry_stem, group_weights
 from logger import (CHECKPOINT_NETWORKS, Logger, format_weight_report, load_checkpoint, load_matching_weights,
                     save_checkpoint)
 from modules.build import build_networks
@@ -73,9 +73,12 @@ def make_datasets(config):
 
     The validation set is ``dataset_params.validation_names``, clips held out of the training split (models are
     selected on it, never on the test split). Without that key it falls back to the test split, with a warning.
+    ``dataset_params.sampling_groups`` (optional) draws each group of training clips equally often
+    (``frames_dataset.group_weights``).
     """
     params = dict(config['dataset_params'])
     held_out = params.pop('validation_names', None)
+    sampling_groups = params.pop('sampling_groups', None)
     num_vertices = config['model_params']['vertex_head_params']['num_vertices']
     train_set = FramesDataset(is_train=True, num_vertices=num_vertices, exclude_names=tuple(held_out or ()), **params)
     params.pop('augmentation_params', None)
@@ -86,7 +89,10 @@ def make_datasets(config):
         LOG.warning("dataset_params.validation_names is not set: validating on the test split (select models on "
                     "held-out training clips instead)")
         validation_set = FramesDataset(is_train=False, num_vertices=num_vertices, **params)
-    return DatasetRepeater(train_set, config['train_params']['num_repeats']), validation_set
+    weights = None
+    if sampling_groups:
+        weights = group_weights([entry_stem(group[0]) for group in train_set.groups], sampling_groups)
+    return DatasetRepeater(train_set, config['train_params']['num_repeats'], weights), validation_set
 
 
 class Trainer:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from frames_dataset import DatasetRepeater, FramesDataset, VideoReadError, open_frames, to_tensor
+from frames_dataset import DatasetRepeater, FramesDataset, VideoReadError, group_weights, open_frames, to_tensor
 
 NUM = 12  # frames per derived test clip
 
@@ -99,6 +99,47 @@ def test_items_shapes_ranges_and_resize(formats_root):
     batch = next(iter(torch.utils.data.DataLoader(DatasetRepeater(dataset, 3), batch_size=4, shuffle=True)))
     assert batch['driving'].shape == (4, 3, 64, 64) and len(batch['name']) == 4
     assert len(DatasetRepeater(dataset, 3)) == 21
+
+
+GROUPS = {'close_up': ['face', 'head'], 'upper_body': ['half', 'ted'], 'full_body': ['full']}
+
+
+def test_sampling_groups_draw_each_group_equally_often():
+    names = [f'head{i:02d}' for i in range(40)] + [f'face{i:02d}' for i in range(20)] + ['half01', 'half02', 'ted06'] \
+        + ['full02', 'full04']
+    weights = group_weights(names, GROUPS)
+    assert weights.sum() == pytest.approx(1)
+    for part in (weights[:60], weights[60:63], weights[63:]):  # close-ups, upper bodies, full bodies
+        assert part.sum() == pytest.approx(1 / 3)
+    repeater = DatasetRepeater(list(names), num_repeats=6, weights=weights)
+    drawn = [repeater[i] for i in range(len(repeater))]
+    assert len(drawn) == 6 * len(names)  # the epoch length does not change
+    per_clip = {name: drawn.count(name) for name in names}
+    for prefixes in GROUPS.values():  # 130 draws per group, up to rounding; equal within a group, up to one
+        group = [count for name, count in per_clip.items() if any(name.startswith(p) for p in prefixes)]
+        assert abs(sum(group) - 130) <= 2 and max(group) - min(group) <= 1
+    assert per_clip['ted06'] >= 43 and per_clip['head00'] <= 3  # the lone TED clip: 1/9 of the epoch, a head 1/180
+    unweighted = DatasetRepeater(list(names), num_repeats=2)
+    assert sorted(unweighted[i] for i in range(len(unweighted))) == sorted(names * 2)
+
+
+def test_sampling_groups_reject_unmatched_clips_and_empty_groups(tiny_config):
+    from train import make_datasets
+    tiny_config['dataset_params']['sampling_groups'] = {'heads': ['head']}  # the bundled full01 matches no group
+    with pytest.raises(ValueError, match="clip 'full01' matches 0 of"):
+        make_datasets(tiny_config)
+    tiny_config['dataset_params']['sampling_groups'] = {'heads': ['head'], 'bodies': ['full']}
+    train_set, _ = make_datasets(tiny_config)
+    assert sorted(train_set[i]['name'] for i in range(len(train_set))) == \
+        sorted(['full01', 'head04'] * tiny_config['train_params']['num_repeats'])
+    with pytest.raises(ValueError, match="clip 'dance01' matches 0 of dataset_params.sampling_groups"):
+        group_weights(['head01', 'dance01'], GROUPS)
+    with pytest.raises(ValueError, match=r"sampling_groups \['full_body'\] match no training clip"):
+        group_weights(['head01', 'half01'], GROUPS)
+    with pytest.raises(ValueError, match='matches 2 of'):
+        group_weights(['head01'], {'a': ['he'], 'b': ['head']})
+    with pytest.raises(ValueError, match='weights must be 2 non-negative numbers'):
+        DatasetRepeater(['a', 'b'], 3, weights=[1, -1])
 
 
 def test_test_split_is_deterministic_and_read_clip_is_evenly_spaced(formats_root, reference_frames):
