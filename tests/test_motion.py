@@ -148,3 +148,16 @@ def test_bad_inputs_are_rejected(head):
         motion_fidelity(frames, frames.astype(np.float32), fps)
     with pytest.raises(ValueError, match='fps'):
         compare_landmarks(_synthetic(), _synthetic(), 0)
+
+
+def test_metric_ceiling_at_the_model_size(head):
+    """benchmarks/bench_motion_metric: the original against itself, the teacher at 256 vs at 256 (identity after the
+    rescale) and at 128x128, where a talking head's mouth is still resolved."""
+    from benchmarks.bench_motion_metric import measure
+    frames, _, fps = head
+    results = measure(frames, fps, [256, 128])
+    assert results[256]['face_error_px'] == 0 and results[256]['mouth_corr'] == pytest.approx(1.0)
+    at_128 = results[128]
+    assert at_128['frames_no_face_original'] == at_128['frames_no_face_decoded'] == 0
+    assert 0 < at_128['face_error_px'] < 1.5                      # px at 256x256: under a pixel at 128x128
+    assert at_128['mouth_corr'] > 0.8 and at_128['yaw_corr'] > 0.8
