@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from frames_dataset import VIDEO_EXTENSIONS, FramesDataset, entry_stem, to_tensor
+from modules.render import tensor_to_frames
 from video_io import VideoReadError, probe
 
 
@@ -81,7 +82,7 @@ def load_sequences(dataset, num_frames=None, names=None):
         reader = dataset.reader(path)
         total = reader.num_frames
         count = total if num_frames is None else min(int(num_frames), total)
-        frames = np.stack([(to_tensor(f, dataset.frame_shape) * 255).round().byte().permute(1, 2, 0).numpy()
+        frames = np.stack([tensor_to_frames(to_tensor(f, dataset.frame_shape)[None])[0].numpy()
                            for f in itertools.islice(iter(reader), count)])      # decoded lazily, in order
         labels = dataset.load_labels(path, total)
         vertices, confidence = (None, None) if labels is None else (labels[0][:count], labels[1][:count])
