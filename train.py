@@ -17,6 +17,7 @@ import math
 import os
 import time
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -29,8 +30,10 @@ from logger import (CHECKPOINT_NETWORKS, Logger, format_weight_report, load_chec
                     save_checkpoint)
 from modules.build import build_networks
 from modules.config import ConfigError, resolve_config
-from modules.model import DiscriminatorFullModel, GeneratorFullModel
+from modules.model import DiscriminatorFullModel, GeneratorFullModel, flow_endpoint_error
 from modules.render import render_keypoints
+from modules.util import make_coordinate_grid
+from optical_flow import flow_target
 from sync_batchnorm import synchronize_batchnorm
 
 LOG = logging.getLogger(__name__)
@@ -74,13 +77,16 @@ def make_datasets(config):
     The validation set is ``dataset_params.validation_names``, clips held out of the training split (models are
     selected on it, never on the test split). Without that key it falls back to the test split, with a warning.
     ``dataset_params.sampling_groups`` (optional) draws each group of training clips equally often
-    (``frames_dataset.group_weights``).
+    (``frames_dataset.group_weights``). Training items carry the pair's optical flow when
+    ``loss_weights.motion_flow`` > 0.
     """
     params = dict(config['dataset_params'])
     held_out = params.pop('validation_names', None)
     sampling_groups = params.pop('sampling_groups', None)
     num_vertices = config['model_params']['vertex_head_params']['num_vertices']
-    train_set = FramesDataset(is_train=True, num_vertices=num_vertices, exclude_names=tuple(held_out or ()), **params)
+    optical_flow = bool(resolve_train_params(config)['loss_weights']['motion_flow'])
+    train_set = FramesDataset(is_train=True, num_vertices=num_vertices, exclude_names=tuple(held_out or ()),
+                              optical_flow=optical_flow, **params)
     params.pop('augmentation_params', None)
     if held_out:
         validation_set = FramesDataset(is_train=False, num_vertices=num_vertices, split='train', names=held_out,
@@ -243,6 +249,9 @@ class Trainer:
             dataset: validation ``FramesDataset``; the first ``num_videos`` entries, ``num_frames`` evenly spaced frames.
         Returns: {'l1': mean absolute error in [0, 1] units, 'psnr': mean per-frame PSNR in dB (peak 1),
         'psnr_frozen': the same for the key-reference frame held still (the no-motion baseline),
+        'flow_epe': end-point error in pixels of the generator's 2D motion against the optical flow from each frame to
+        the key frame (``modules.model.flow_endpoint_error``, ``optical_flow.flow_target``), 'flow_epe_frozen': the
+        same for no motion (the mean flow magnitude),
         'vertex_l1': confidence-weighted L1 of the vertex head where labels exist (absent without labels)}.
         """
         nets = self.networks
@@ -250,6 +259,7 @@ class Trainer:
         for net in nets.values():
             net.eval()
         l1, psnr, psnr_frozen, vertex_error, vertex_weight = [], [], [], 0.0, 0.0
+        epe, epe_frozen = [], []
         for index in range(min(num_videos, len(dataset))):
             try:
                 clip = dataset.read_clip(index, num_frames)
@@ -270,6 +280,11 @@ class Trainer:
                 l1 += error.mean(dim=(1, 2, 3)).tolist()
                 psnr += psnr_rgb(out['prediction'].float(), driving).tolist()
                 psnr_frozen += psnr_rgb(source.expand_as(driving), driving).tolist()
+                flow, flow_confidence = clip_flow(video[:1], driving)
+                identity = make_coordinate_grid((1,) + tuple(flow.shape[2:]), device=flow.device)
+                epe += flow_endpoint_error(out['deformation'].float(), flow, flow_confidence).tolist()
+                epe_frozen += flow_endpoint_error(identity.expand(len(flow), 1, -1, -1, -1), flow,
+                                                  flow_confidence).tolist()
                 confidence = clip['vertex_confidence'][start:start + chunk].to(self.device)
                 if confidence.sum() > 0:
                     vertices = nets['vertex_head'](out['F_refine']).float()
@@ -282,9 +297,29 @@ class Trainer:
             raise ValueError("validation needs test videos with at least 2 frames")
         result = {'l1': sum(l1) / len(l1), 'psnr': sum(psnr) / len(psnr),
                   'psnr_frozen': sum(psnr_frozen) / len(psnr_frozen)}
+        epe_pairs = [(e, f) for e, f in zip(epe, epe_frozen) if math.isfinite(e)]
+        if epe_pairs:
+            result.update(flow_epe=sum(e for e, _ in epe_pairs) / len(epe_pairs),
+                          flow_epe_frozen=sum(f for _, f in epe_pairs) / len(epe_pairs))
         if vertex_weight:
             result['vertex_l1'] = vertex_error / vertex_weight
         return result
+
+
+def clip_flow(key_frame, frames):
+    """Teacher motion from each frame to the key frame (``optical_flow.flow_target``).
+
+    Args:
+        key_frame: (1, 3, H, W) in [0, 1]. frames: (T, 3, H, W) in [0, 1], same device.
+    Returns:
+        (flow (T, 2, H, W), confidence (T, 1, H, W)) float32 on the frames' device.
+    """
+    def to_uint8(x):
+        return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    key = to_uint8(key_frame)[0]
+    pairs = [flow_target(key, frame) for frame in to_uint8(frames)]
+    return tuple(torch.from_numpy(np.stack(parts)).to(frames.device) for parts in zip(*pairs))
 
 
 def setup_distributed(rank, world_size, device):

@@ -2,7 +2,8 @@
 
 Generator side: VGG19 perceptual pyramid, GAN (hinge or least squares) + feature matching, equivariance of the
 keypoints under random affine + thin-plate-spline warps, keypoint prior and the confidence-weighted vertex loss;
-recipe additions: keypoint guidance by teacher landmarks and a reconstruction loss weighted on teacher-label boxes.
+recipe additions: keypoint guidance by teacher landmarks, a reconstruction loss weighted on teacher-label boxes and
+the ``deformation`` supervised by the optical flow of the training pair (``motion_flow``).
 Each sub-network is called exactly once per ``forward`` (inputs are concatenated along the batch), which keeps
 DistributedDataParallel's gradient bookkeeping simple and saves time.
 """
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from modules.config import resolve_section
+from modules.generator import OcclusionAwareGenerator
 from modules.util import ALIGN_CORNERS, AntiAliasInterpolation2d, make_coordinate_grid
 from modules.weights import WeightsNotFoundError, read_weights
 
@@ -209,6 +211,55 @@ def _label_group(group, num_vertices):
     return all(0 <= i < limit for i in group)
 
 
+def flow_residual(deformation, flow):
+    """The generator's 2D motion minus the teacher's, (B, H, W, 2) in normalised coordinates (x, y).
+
+    The 2D motion that warps the key frame's skips and image (the depth-averaged x, y of ``deformation``,
+    :meth:`modules.generator.OcclusionAwareGenerator.flow_2d`) is upsampled to the flow's size and compared with the
+    sampling grid of the flow (identity + ``flow``).
+
+    Args:
+        deformation: (B, D, h, w, 3) sampling grid of the dense motion network.
+        flow: (B, 2, H, W) backward flow from driving to source in normalised coordinates
+            (:func:`optical_flow.flow_target`).
+    """
+    size = tuple(flow.shape[2:])
+    target = make_coordinate_grid(size, flow.dtype, flow.device) + flow.permute(0, 2, 3, 1)
+    return OcclusionAwareGenerator.flow_2d(deformation, size) - target
+
+
+def flow_loss(deformation, flow, confidence):
+    """How far the generator's motion is from the teacher's optical flow (recipe addition, issue 9): the L1 norm of
+    :func:`flow_residual`, averaged over x, y and the confident pixels. Without it the motion is learnt only through
+    the rendered frame, where the generator can make up for a wrong warp, and the decoded person stays where the key
+    frame has them.
+
+    Args:
+        deformation, flow: as :func:`flow_residual`. confidence: (B, 1, H, W) per-pixel weights in [0, 1].
+    Returns:
+        scalar in normalised units (0.0157 is one pixel at 128x128: 2 / 127).
+    """
+    weight = confidence.permute(0, 2, 3, 1)
+    return (flow_residual(deformation, flow).abs() * weight).sum() / (2 * weight.sum()).clamp(min=1.0)
+
+
+def flow_endpoint_error(deformation, flow, confidence):
+    """Mean end-point error of the generator's motion against the teacher's flow, per sample, in pixels of the
+    flow's frame size (the optical-flow literature's EPE over the confident pixels; with the identity as
+    ``deformation`` it is the mean flow magnitude, the error of no motion at all).
+
+    Args:
+        deformation, flow: as :func:`flow_residual`. confidence: (B, 1, H, W) per-pixel weights in [0, 1].
+    Returns:
+        (B,) float tensor; NaN for a sample without a confident pixel.
+    """
+    height, width = flow.shape[2:]
+    scale = torch.tensor([(width - 1) / 2, (height - 1) / 2], dtype=flow.dtype, device=flow.device)
+    error = (flow_residual(deformation, flow) * scale).norm(dim=-1)
+    weight = confidence[:, 0]
+    return (error * weight).sum(dim=(1, 2)) / weight.sum(dim=(1, 2))
+
+
 def gan_loss(logits, target, mode):
     """GAN term on patch logits (B, 1, h, w) -> scalar.
 
@@ -249,10 +300,11 @@ class GeneratorFullModel(nn.Module):
     Raises: ConfigError (a ValueError) for an unknown or missing key of ``train_params``; ValueError for a bad
     ``gan_mode`` / ``perceptual_backbone``, guidance landmarks or region-weight ranges that do not fit the networks.
     ``forward(x)``: x is a dataset batch with 'source', 'driving' (B, 3, H, W) in [0, 1], 'vertices' (B, N, 2),
-    'vertex_confidence' (B, N) (also the boxes of ``train_params.region_weights``). Returns ``(losses, generated)``:
-    losses is a dict of weighted scalar terms
+    'vertex_confidence' (B, N) (also the boxes of ``train_params.region_weights``) and, for ``motion_flow``, 'flow'
+    (B, 2, H, W) and 'flow_confidence' (B, 1, H, W) (``frames_dataset.FramesDataset(optical_flow=True)``). Returns
+    ``(losses, generated)``: losses is a dict of weighted scalar terms
     ('perceptual', 'generator_gan', 'feature_matching', 'equivariance_value', 'keypoint_prior',
-    'keypoint_guidance', 'vertex'; a term
+    'keypoint_guidance', 'vertex', 'motion_flow'; a term
     whose weight is 0 is left out), generated holds the generator outputs plus 'kp_source', 'kp_driving',
     'vertices' (B, N, 2).
     """
@@ -359,6 +411,9 @@ class GeneratorFullModel(nn.Module):
         if w['vertex']:
             losses['vertex'] = w['vertex'] * vertex_loss(generated['vertices'], x['vertices'],
                                                           x['vertex_confidence'])
+        if w['motion_flow']:
+            losses['motion_flow'] = w['motion_flow'] * flow_loss(generated['deformation'], x['flow'],
+                                                                  x['flow_confidence'])
         return losses, generated
 
 

@@ -30,7 +30,6 @@ Names default to the checkpoint config's ``dataset_params.validation_names``. Pr
 import argparse
 import sys
 
-import cv2
 import numpy as np
 import torch
 
@@ -38,6 +37,7 @@ from evaluation.motion import amplitude_ratio, motion_fidelity, mouth_opening, s
 from modules.model import region_weight_map
 from modules.render import frames_to_tensor, render_keypoints, tensor_to_frames
 from modules.util import to_pixels
+from optical_flow import dis_flow, warp_by_flow
 from tools.extract_vertices import FACE_SLICE, to_normalized
 
 #: face-mesh indices of the lips' top, bottom and corners (the box of the mask statistic, grown LIPS_MARGIN per
@@ -76,37 +76,19 @@ def render_parts(models, frames, batch_size=4):
     return result
 
 
-def flow_to_key_frame(frames):
-    """Dense optical flow (OpenCV DIS, medium preset, on grey levels) from every frame to the key-reference frame
-    ``frames[0]``: (T, H, W, 2) float32 pixel offsets (x, y) such that frame t at p looks like the key frame at
-    p + flow[t, p]. Args: frames (T, H, W, 3) uint8 RGB."""
-    flow_estimator = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    key = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
-    return np.stack([flow_estimator.calc(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), key, None) for frame in frames])
-
-
 def oracle_warp(frames, grid=None, flow=None):
     """The key-reference frame ``frames[0]`` backward-warped to every frame by the true motion, known per cell.
 
-    The motion is :func:`flow_to_key_frame` (pass it as ``flow`` to reuse it), area-averaged over ``grid`` cells and
-    upsampled bilinearly (None: per-pixel flow); sampling is bilinear with replicated borders.
+    The motion is ``optical_flow.dis_flow(frames, frames[0])`` (pass it as ``flow`` to reuse it), area-averaged over
+    ``grid`` cells and upsampled bilinearly (None: per-pixel flow); sampling is bilinear with replicated borders.
 
     Args:
         frames: (T, H, W, 3) uint8 RGB. grid: (h, w) cells, or None. flow: (T, H, W, 2) or None (computed here).
     Returns:
         (T, H, W, 3) uint8: what a decoder that only warps the key frame could show with motion at that resolution.
     """
-    height, width = frames.shape[1:3]
-    flow = flow_to_key_frame(frames) if flow is None else flow
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    warped = []
-    for offsets in flow:
-        if grid is not None:
-            cells = cv2.resize(offsets, (grid[1], grid[0]), interpolation=cv2.INTER_AREA)
-            offsets = cv2.resize(cells, (width, height), interpolation=cv2.INTER_LINEAR)
-        warped.append(cv2.remap(frames[0], x + offsets[..., 0], y + offsets[..., 1], cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE))
-    return np.stack(warped)
+    flow = dis_flow(frames, frames[0]) if flow is None else flow
+    return warp_by_flow(frames[0], flow, grid)
 
 
 def probe(models, frames, fps=25.0):
@@ -124,7 +106,7 @@ def probe(models, frames, fps=25.0):
     """
     original = teacher_landmarks(frames)
     parts = render_parts(models, frames)
-    flow = flow_to_key_frame(frames)                                              # once for both oracles
+    flow = dis_flow(frames, frames[0])                                            # once for both oracles
     parts.update(oracle=oracle_warp(frames, parts['motion_grid'], flow), oracle_full=oracle_warp(frames, flow=flow))
     result = {}
     for name in IMAGES + ORACLES:
