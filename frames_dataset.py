@@ -184,10 +184,10 @@ class FramesDataset(Dataset):
             (per data-loader worker), so later epochs decode nothing. Memory: all frames of the split at
             ``frame_shape`` (e.g. 7,000 frames at 128x128: 0.35 GB per worker).
         optical_flow: items also carry the teacher motion of the pair after augmentation
-            (:func:`optical_flow.flow_target`, OpenCV DIS, about 2 ms per pair at 128x128): ``flow`` float32
-            (2, H, W), the backward flow from driving to source in normalised coordinates, and ``flow_confidence``
-            float32 (1, H, W) in {0, 1} (forward-backward consistent pixels). Set by training when
-            ``loss_weights.motion_flow`` > 0.
+            (:func:`optical_flow.flow_target`, OpenCV DIS both ways: about 17 ms per pair at 128x128 on one core):
+            ``flow`` float32 (2, H, W), the backward flow from driving to source in normalised coordinates, and
+            ``flow_confidence`` float32 (1, H, W) in {0, 1} (forward-backward consistent pixels). Set by training
+            when ``loss_weights.motion_flow`` or ``keypoint_flow`` > 0.
 
     Item: ``source``, ``driving`` float32 (3, H, W) in [0, 1]; ``name`` (str, entry stem); ``vertices`` float32
     (N, 2) in [-1, 1] for the driving frame; ``vertex_confidence`` float32 (N,) in [0, 1], zeros without labels.

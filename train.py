@@ -30,7 +30,7 @@ from logger import (CHECKPOINT_NETWORKS, Logger, format_weight_report, load_chec
                     save_checkpoint)
 from modules.build import build_networks
 from modules.config import ConfigError, resolve_config
-from modules.model import DiscriminatorFullModel, GeneratorFullModel, flow_endpoint_error
+from modules.model import DiscriminatorFullModel, GeneratorFullModel, flow_endpoint_error, keypoint_flow_error
 from modules.render import render_keypoints
 from modules.util import make_coordinate_grid
 from optical_flow import flow_target
@@ -78,13 +78,14 @@ def make_datasets(config):
     selected on it, never on the test split). Without that key it falls back to the test split, with a warning.
     ``dataset_params.sampling_groups`` (optional) draws each group of training clips equally often
     (``frames_dataset.group_weights``). Training items carry the pair's optical flow when
-    ``loss_weights.motion_flow`` > 0.
+    ``loss_weights.motion_flow`` or ``keypoint_flow`` > 0.
     """
     params = dict(config['dataset_params'])
     held_out = params.pop('validation_names', None)
     sampling_groups = params.pop('sampling_groups', None)
     num_vertices = config['model_params']['vertex_head_params']['num_vertices']
-    optical_flow = bool(resolve_train_params(config)['loss_weights']['motion_flow'])
+    weights = resolve_train_params(config)['loss_weights']
+    optical_flow = bool(weights['motion_flow'] or weights['keypoint_flow'])
     train_set = FramesDataset(is_train=True, num_vertices=num_vertices, exclude_names=tuple(held_out or ()),
                               optical_flow=optical_flow, **params)
     params.pop('augmentation_params', None)
@@ -251,7 +252,8 @@ class Trainer:
         'psnr_frozen': the same for the key-reference frame held still (the no-motion baseline),
         'flow_epe': end-point error in pixels of the generator's 2D motion against the optical flow from each frame to
         the key frame (``modules.model.flow_endpoint_error``, ``optical_flow.flow_target``), 'flow_epe_frozen': the
-        same for no motion (the mean flow magnitude),
+        same for no motion (the mean flow magnitude), 'keypoint_flow_epe': the same for the keypoints' own
+        displacements against the flow at them (``modules.model.keypoint_flow_error``),
         'vertex_l1': confidence-weighted L1 of the vertex head where labels exist (absent without labels)}.
         """
         nets = self.networks
@@ -259,7 +261,7 @@ class Trainer:
         for net in nets.values():
             net.eval()
         l1, psnr, psnr_frozen, vertex_error, vertex_weight = [], [], [], 0.0, 0.0
-        epe, epe_frozen = [], []
+        epe, epe_frozen, kp_epe = [], [], []
         for index in range(min(num_videos, len(dataset))):
             try:
                 clip = dataset.read_clip(index, num_frames)
@@ -274,7 +276,7 @@ class Trainer:
             starts = range(1, len(video), chunk)
             rendered = render_keypoints(nets['generator'], source, kp_source,
                                         (nets['kp_detector'](video[start:start + chunk]) for start in starts))
-            for start, (_, out) in zip(starts, rendered):
+            for start, (kp_driving, out) in zip(starts, rendered):
                 driving = video[start:start + chunk]
                 error = (out['prediction'].float() - driving).abs()
                 l1 += error.mean(dim=(1, 2, 3)).tolist()
@@ -285,6 +287,8 @@ class Trainer:
                 epe += flow_endpoint_error(out['deformation'].float(), flow, flow_confidence).tolist()
                 epe_frozen += flow_endpoint_error(identity.expand(len(flow), 1, -1, -1, -1), flow,
                                                   flow_confidence).tolist()
+                kp_epe += keypoint_flow_error(kp_source.expand_as(kp_driving), kp_driving, flow,
+                                              flow_confidence).tolist()
                 confidence = clip['vertex_confidence'][start:start + chunk].to(self.device)
                 if confidence.sum() > 0:
                     vertices = nets['vertex_head'](out['F_refine']).float()
@@ -301,6 +305,9 @@ class Trainer:
         if epe_pairs:
             result.update(flow_epe=sum(e for e, _ in epe_pairs) / len(epe_pairs),
                           flow_epe_frozen=sum(f for _, f in epe_pairs) / len(epe_pairs))
+        kp_epe = [e for e in kp_epe if math.isfinite(e)]
+        if kp_epe:
+            result['keypoint_flow_epe'] = sum(kp_epe) / len(kp_epe)
         if vertex_weight:
             result['vertex_l1'] = vertex_error / vertex_weight
         return result

@@ -56,7 +56,7 @@ SCHEMA = {
         'transform_params': {'sigma_affine': 0.05, 'sigma_tps': 0.005, 'points_tps': 5},
         'loss_weights': {'perceptual': 0, 'generator_gan': 0, 'discriminator_gan': 0, 'feature_matching': 0,
                          'equivariance_value': 0, 'keypoint_prior': 0, 'vertex': 0, 'keypoint_guidance': 0,
-                         'motion_flow': 0},
+                         'motion_flow': 0, 'keypoint_flow': 0},
         'validation': {'num_videos': 4, 'num_frames': 16},
         # reconstruction loss weighted on teacher-label boxes (modules/model.region_weight_map); weight 0 = off
         'region_weights': {'weight': 0, 'ranges': [], 'margin': 0.1},

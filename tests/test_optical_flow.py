@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import sample_frames
-from modules.model import flow_loss
+from modules.model import flow_loss, keypoint_flow_error, keypoint_flow_loss
 from modules.util import make_coordinate_grid
 from optical_flow import consistency_mask, dis_flow, flow_target, warp_by_flow
 from train import Trainer, make_datasets
@@ -61,24 +61,40 @@ def test_flow_loss_is_zero_for_the_teacher_motion_and_grows_with_the_error():
     assert float(flow_loss(identity, flow, confidence)) == pytest.approx(0.05, rel=1e-4)
 
 
+def test_keypoint_flow_loss_wants_keypoints_that_move_with_the_image():
+    flow = torch.zeros(1, 2, 33, 33)
+    flow[:, 0, :, 17:] = 0.2                   # the right half of the driving frame came from 0.2 further right
+    confidence = torch.ones(1, 1, 33, 33)
+    kp_driving = torch.tensor([[[-0.5, 0.0, 0.0], [0.5, 0.0, 0.3]]])
+    with_the_flow = kp_driving + torch.tensor([[[0.0, 0.0, 0.0], [0.2, 0.0, 0.0]]])
+    assert float(keypoint_flow_loss(with_the_flow, kp_driving, flow, confidence)) < 1e-6
+    still = float(keypoint_flow_loss(kp_driving, kp_driving, flow, confidence))
+    assert still == pytest.approx(0.2 / 4)     # one keypoint of two is 0.2 off in x, none in y
+    # in pixels: keypoints that stay still are off by the flow's length at them, 0.2 * (33 - 1) / 2 = 3.2 px for one
+    assert float(keypoint_flow_error(kp_driving, kp_driving, flow, confidence)[0]) == pytest.approx(1.6)
+    confidence[..., 17:] = 0                   # where the flow is not trusted, nothing is asked
+    assert float(keypoint_flow_loss(kp_driving, kp_driving, flow, confidence)) < 1e-6
+
+
 def test_training_on_the_flow_teaches_the_deformation(tiny_config):
-    tiny_config['train_params']['loss_weights'].update(motion_flow=100, generator_gan=0, discriminator_gan=0,
-                                                       feature_matching=0)
+    tiny_config['train_params']['loss_weights'].update(motion_flow=100, keypoint_flow=100, generator_gan=0,
+                                                       discriminator_gan=0, feature_matching=0)
     train_set, _ = make_datasets(tiny_config)
     torch.manual_seed(0)
     batch = next(iter(DataLoader(train_set, batch_size=4, shuffle=True)))
     assert batch['flow'].shape == (4, 2, 64, 64) and batch['flow_confidence'].shape == (4, 1, 64, 64)
     assert 0.3 < float(batch['flow_confidence'].mean()) <= 1
     trainer = Trainer(tiny_config, 'cpu')
-    losses = [trainer.step(batch)[0]['motion_flow'] for _ in range(30)]
-    assert losses[-1] < 0.5 * losses[0]
+    losses = [trainer.step(batch)[0] for _ in range(30)]
+    assert losses[-1]['motion_flow'] < 0.5 * losses[0]['motion_flow']
+    assert losses[-1]['keypoint_flow'] < 0.5 * losses[0]['keypoint_flow']
 
 
 def test_validation_reports_the_motion_error_against_no_motion(tiny_config):
     _, validation_set = make_datasets(tiny_config)
     trainer = Trainer(tiny_config, 'cpu')
     result = trainer.validate(validation_set, num_videos=1, num_frames=4)
-    assert result['flow_epe'] >= 0
+    assert result['flow_epe'] >= 0 and result['keypoint_flow_epe'] >= 0
     # no motion is as far from the flow as the flow is long: recomputed here from the same frames
     clip = validation_set.read_clip(0, 4)
     frames = (clip['video'] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

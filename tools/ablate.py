@@ -104,7 +104,8 @@ def _row(name, run_dir):
             'hours': None if seconds is None else seconds / 3600,
             'best_iteration': selected.get('iteration', 0), 'psnr': val.get('psnr'),
             'psnr_frozen': val.get('psnr_frozen'), 'l1': val.get('l1'), 'vertex_l1': val.get('vertex_l1'),
-            'flow_epe': val.get('flow_epe'), 'flow_epe_frozen': val.get('flow_epe_frozen')}
+            'flow_epe': val.get('flow_epe'), 'flow_epe_frozen': val.get('flow_epe_frozen'),
+            'keypoint_flow_epe': val.get('keypoint_flow_epe')}
 
 
 def _fmt(value, digits):
@@ -189,19 +190,22 @@ def report(ablation_file, log_dir, out, motion_frames=0):
              f"keypoints; best checkpoint by validation L1. 'gain' = PSNR of the decoded frames minus PSNR of the "
              f"key-reference frame held still: the part of the motion the model transmits. 'motion EPE': end-point "
              f"error in px of the generator's 2D motion against the optical flow to the key frame (frozen: the "
-             f"flow's magnitude; n/a for checkpoints that predate it).", '',
+             f"flow's magnitude), 'keypoint EPE' the same for the keypoints' displacements against the flow at them "
+             f"(n/a for checkpoints that predate them).", '',
              '| variant | overrides | iterations | hours | best at | PSNR dB | frozen PSNR dB | gain dB | L1 | '
-             'vertex L1 | motion EPE px | frozen EPE px |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
+             'vertex L1 | motion EPE px | frozen EPE px | keypoint EPE px |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for name, overrides in spec['variants'].items():
         row = _row(name, root / name)
         if row is None:
-            lines.append(f"| {name} | {overrides or '-'} | not run | | | | | | | | | |")
+            lines.append(f"| {name} | {overrides or '-'} | not run | | | | | | | | | | |")
             continue
         gain = None if row['psnr'] is None or row['psnr_frozen'] is None else row['psnr'] - row['psnr_frozen']
         lines.append(f"| {name} | {overrides or '-'} | {row['iterations']} | {_fmt(row['hours'], 2)} | "
                      f"{row['best_iteration']} | {_fmt(row['psnr'], 2)} | {_fmt(row['psnr_frozen'], 2)} | "
                      f"{_fmt(gain, 2)} | {_fmt(row['l1'], 4)} | {_fmt(row['vertex_l1'], 4)} | "
-                     f"{_fmt(row['flow_epe'], 2)} | {_fmt(row['flow_epe_frozen'], 2)} |")
+                     f"{_fmt(row['flow_epe'], 2)} | {_fmt(row['flow_epe_frozen'], 2)} | "
+                     f"{_fmt(row['keypoint_flow_epe'], 2)} |")
     if motion_frames:
         lines += [''] + motion_table(spec, root, motion_frames)
     if spec['notes']:
