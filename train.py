@@ -31,7 +31,7 @@ from logger import (CHECKPOINT_NETWORKS, Logger, format_weight_report, load_chec
 from modules.build import build_networks
 from modules.config import ConfigError, resolve_config
 from modules.model import DiscriminatorFullModel, GeneratorFullModel, flow_endpoint_error, keypoint_flow_error
-from modules.render import render_keypoints
+from modules.render import render_keypoints, tensor_to_frames
 from modules.util import make_coordinate_grid
 from optical_flow import flow_target
 from sync_batchnorm import synchronize_batchnorm
@@ -321,11 +321,8 @@ def clip_flow(key_frame, frames):
     Returns:
         (flow (T, 2, H, W), confidence (T, 1, H, W)) float32 on the frames' device.
     """
-    def to_uint8(x):
-        return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-    key = to_uint8(key_frame)[0]
-    pairs = [flow_target(key, frame) for frame in to_uint8(frames)]
+    key = tensor_to_frames(key_frame.float())[0].numpy()
+    pairs = [flow_target(key, frame) for frame in tensor_to_frames(frames.float()).numpy()]
     return tuple(torch.from_numpy(np.stack(parts)).to(frames.device) for parts in zip(*pairs))
 
 
