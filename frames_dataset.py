@@ -33,6 +33,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 # one exception for every unreadable video, frame folder, strip or label file (data tools and training alike)
+from modules.render import tensor_to_frames
 from optical_flow import flow_target
 from video_io import VideoFrames, VideoReadError
 
@@ -341,7 +342,7 @@ class FramesDataset(Dataset):
         item = {'source': frames[0].contiguous(), 'driving': frames[1].contiguous(), 'name': entry_stem(path),
                 'vertices': vertices.contiguous(), 'vertex_confidence': confidence.contiguous()}
         if self.optical_flow:
-            source, driving = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            source, driving = tensor_to_frames(frames).numpy()
             offsets, flow_confidence = flow_target(source, driving)
             item.update(flow=torch.from_numpy(offsets), flow_confidence=torch.from_numpy(flow_confidence))
         return item

@@ -244,6 +244,12 @@ def flow_loss(deformation, flow, confidence):
     return (flow_residual(deformation, flow).abs() * weight).sum() / (2 * weight.sum()).clamp(min=1.0)
 
 
+def _pixels_per_unit(flow):
+    """(2,) pixels per normalised unit in x, y of the frames of ``flow`` (B, 2, H, W): (W - 1) / 2, (H - 1) / 2."""
+    height, width = flow.shape[2:]
+    return torch.tensor([(width - 1) / 2, (height - 1) / 2], dtype=flow.dtype, device=flow.device)
+
+
 def flow_endpoint_error(deformation, flow, confidence):
     """Mean end-point error of the generator's motion against the teacher's flow, per sample, in pixels of the
     flow's frame size (the optical-flow literature's EPE over the confident pixels; with the identity as
@@ -254,9 +260,7 @@ def flow_endpoint_error(deformation, flow, confidence):
     Returns:
         (B,) float tensor; NaN for a sample without a confident pixel.
     """
-    height, width = flow.shape[2:]
-    scale = torch.tensor([(width - 1) / 2, (height - 1) / 2], dtype=flow.dtype, device=flow.device)
-    error = (flow_residual(deformation, flow) * scale).norm(dim=-1)
+    error = (flow_residual(deformation, flow) * _pixels_per_unit(flow)).norm(dim=-1)
     weight = confidence[:, 0]
     return (error * weight).sum(dim=(1, 2)) / weight.sum(dim=(1, 2))
 
@@ -295,10 +299,8 @@ def keypoint_flow_error(kp_source, kp_driving, flow, confidence):
     """Mean end-point error in pixels (of the flow's frame size) of the keypoints' displacements against the flow at
     them (:func:`keypoint_flow_residual`), per sample, weighted by the confidence; NaN without a confident keypoint.
     With ``kp_source`` = ``kp_driving`` it is the flow's magnitude at the keypoints (keypoints that do not move)."""
-    height, width = flow.shape[2:]
-    scale = torch.tensor([(width - 1) / 2, (height - 1) / 2], dtype=flow.dtype, device=flow.device)
     residual, weight = keypoint_flow_residual(kp_source, kp_driving, flow, confidence)
-    return ((residual * scale).norm(dim=-1) * weight).sum(1) / weight.sum(1)
+    return ((residual * _pixels_per_unit(flow)).norm(dim=-1) * weight).sum(1) / weight.sum(1)
 
 
 def gan_loss(logits, target, mode):
