@@ -2,8 +2,9 @@
 
     python codec.py encode --checkpoint CKPT --input VIDEO --output OUT.s2d [--qp 42] [--kp-step S]
                            [--refresh-threshold DB] [--no-scene-cuts] [--target-kbps R] [--account CSV]
-                           [--kp-coder NAME] [--frames N] [--fps F] [--vvc vvenc|vtm] [--no-crop] [--device cpu]
-                           [--allow-truncated] [--vtm-encoder APP] [--vtm-decoder APP] [--vtm-cfg-dir DIR]
+                           [--kp-coder NAME] [--refine-steps N] [--frames N] [--fps F] [--vvc vvenc|vtm]
+                           [--no-crop] [--device cpu] [--allow-truncated] [--vtm-encoder APP] [--vtm-decoder APP]
+                           [--vtm-cfg-dir DIR]
     python codec.py decode --input OUT.s2d --checkpoint CKPT --output RECON.mp4 [--start-frame N]
                            [--vertices V.npz] [--png-dir DIR] [--device cpu] [--vtm-decoder APP]
     python codec.py demo [--input VIDEO] [--qp QP] [--out out/demo] [--checkpoint CKPT] [--frames N]
@@ -14,8 +15,10 @@ frame and every refreshed key-reference frame (scene cuts; ``--refresh-threshold
 decoded, see coding/codec.py) with VVC and every frame's keypoints, writes the ``.s2d`` file atomically and prints
 the total bits, kbps at the clip's frame rate, bits per frame, the split header / key frames / keypoints / index,
 every key frame and the bits of every frame (``--account`` writes them as CSV). ``--target-kbps`` runs the rate
-control of coding/rate_control.py. ``--fps`` resamples the clip in time first (never above its own rate), as the
-data tool does. A tqdm bar shows the frames coded and the current rate.
+control of coding/rate_control.py. ``--refine-steps N`` refines every frame's keypoints at the encoder
+(coding/refine.py: towards the keypoints whose rendering is closest to the original; the decoder is unchanged).
+``--fps`` resamples the clip in time first (never above its own rate), as the data tool does. A tqdm bar shows the
+frames coded and the current rate.
 
 decode: renders the frames one at a time and writes each as soon as it is made (losslessly,
 H.264 RGB ``qp 0``), optional PNGs, and the body vertices (T, N, 2) as an ``.npz`` (key
@@ -126,6 +129,8 @@ def _check_encode_args(args):
         raise UsageError(f'--target-kbps must be a positive rate in kbit/s, got {args.target_kbps}')
     if args.refresh_threshold is not None and not args.refresh_threshold >= 0:
         raise UsageError(f'--refresh-threshold must be >= 0 dB, got {args.refresh_threshold}')
+    if args.refine_steps is not None and args.refine_steps < 0:
+        raise UsageError(f'--refine-steps must be >= 0 (0: the detector\'s keypoints), got {args.refine_steps}')
     if args.account:
         if _same_file(args.account, args.input) or _same_file(args.account, args.output):
             raise UsageError(f'--account {args.account} names the input or the output; give another file')
@@ -169,7 +174,7 @@ def encode(args):
     encoder = Encoder(args.checkpoint, device=args.device, kp_step=args.kp_step, qp=args.qp, vvc=args.vvc,
                       vtm=_vtm_tools(args), refresh_threshold=args.refresh_threshold,
                       scene_cuts=not args.no_scene_cuts, kp_coder=args.kp_coder,
-                      inter_key_frames=args.inter_key_frames)
+                      inter_key_frames=args.inter_key_frames, refine_steps=args.refine_steps)
     if encoder.size[0] != encoder.size[1]:
         raise ValueError(f'the model frame size {encoder.size} is not square')
     frames, count, fps = read_video(args.input, encoder.size[0], crop='none' if args.no_crop else 'person',
@@ -384,6 +389,10 @@ def build_parser():
     enc.add_argument('--target-kbps', type=float, default=None, metavar='R',
                      help='rate control: choose the key-frame QP and refresh threshold to land within +-10%% of R '
                           'kbit/s (several passes; --qp and --refresh-threshold are then chosen, not used)')
+    enc.add_argument('--refine-steps', type=int, default=None, metavar='N',
+                     help='encoder-side keypoint refinement: N descent steps per frame towards the keypoints whose '
+                          'rendering is closest to the original (slower encoding, same decoder; default: config '
+                          'codec_params.refine_steps, else 0)')
     enc.add_argument('--kp-coder', choices=sorted(KP_CODERS), default=None,
                      help=f'keypoint entropy coder (default {DEFAULT_KP_CODER})')
     enc.add_argument('--account', default=None, metavar='CSV', help='write the per-frame bit account to this CSV')

@@ -2,7 +2,8 @@
 
 Encoder (Sparse2Dense, arXiv 2509.23169, sec. 2.1): the first frame is a key-reference frame, coded with VVC
 (:mod:`coding.vvc`) and *decoded again*; its keypoints are detected on that decoded frame (closed loop), quantized
-and sent once. Every later frame is reduced to K 3D keypoints by the keypoint detector, quantized with ``kp_step``
+and sent once. Every later frame is reduced to K 3D keypoints by the keypoint detector, optionally refined so that
+their rendering comes closer to the original (``refine_steps``, :mod:`coding.refine`), quantized with ``kp_step``
 and DPCM + entropy coded by a keypoint coder (:mod:`coding.keypoint_coder`).
 
 Key-frame refresh (closed loop): a later frame becomes a new key-reference frame, starting a new segment whose
@@ -41,6 +42,7 @@ import torch
 
 from coding import bitstream, keypoint_coder
 from coding import vvc as vvc_lib
+from coding.refine import refine_keypoints
 from coding.scene import is_scene_cut
 from modules.build import load_inference_models
 from modules.render import frames_to_tensor, psnr_rgb, render_keypoints, tensor_to_frames
@@ -49,6 +51,7 @@ from modules.render import frames_to_tensor, psnr_rgb, render_keypoints, tensor_
 DEFAULT_KP_STEP = 0.01
 DEFAULT_QP = 42
 DEFAULT_VVC = vvc_lib.DEFAULT_BACKEND
+DEFAULT_REFINE_STEPS = 0
 DETECTOR_BATCH = 8
 #: most key frames in one prediction chain (intra + P pictures): bounds the encoder's re-coding (quadratic in the
 #: chain length) and what a seek decodes
@@ -109,6 +112,19 @@ class BitAccount:
 
 def _codec_params(config):
     return config.get('codec_params') or {}
+
+
+def refine_steps_of(config, steps=None):
+    """The encoder's keypoint refinement steps (:mod:`coding.refine`): ``steps`` if given, else
+    ``codec_params.refine_steps`` of ``config``, else DEFAULT_REFINE_STEPS.
+
+    Raises: ValueError: not an integer >= 0.
+    """
+    if steps is None:
+        steps = _codec_params(config).get('refine_steps', DEFAULT_REFINE_STEPS)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f'refine_steps must be an integer >= 0 (0: no keypoint refinement), got {steps!r}')
+    return steps
 
 
 def _model_size(config):
@@ -187,6 +203,9 @@ class Encoder:
             can (:func:`default_inter_key_frames`). Key frames at the start and at
             scene cuts stay intra pictures, coded in the chain's configuration (so even without refreshes the
             key frame's bytes differ from those of False).
+        refine_steps: descent steps of encoder-side keypoint refinement per inter frame (:mod:`coding.refine`: the
+            keypoints whose rendering from the key frame is closest to the original); 0: the detector's keypoints;
+            default :func:`refine_steps_of` the checkpoint's config.
     Attributes (after :meth:`encode`):
         account: :class:`BitAccount`. keypoints: float32 (T, K, 3) reconstructed keypoints (what the
         decoder will use). quantized: int64 (T, K, 3). key_frame: uint8 (H, W, 3) the first decoded key frame.
@@ -198,9 +217,10 @@ class Encoder:
     """
 
     def __init__(self, checkpoint_path, device='cpu', kp_step=None, qp=None, vvc=None, vtm=None,
-                 refresh_threshold=None, scene_cuts=True, kp_coder=None, inter_key_frames=None):
+                 refresh_threshold=None, scene_cuts=True, kp_coder=None, inter_key_frames=None, refine_steps=None):
         self.models = load_inference_models(checkpoint_path, device)
         params = _codec_params(self.models.config)
+        self.refine_steps = refine_steps_of(self.models.config, refine_steps)
         self.kp_step = float(kp_step if kp_step is not None else params.get('kp_step', DEFAULT_KP_STEP))
         self.qp = int(qp if qp is not None else params.get('qp', DEFAULT_QP))
         self.vvc = vvc if vvc is not None else params.get('vvc', DEFAULT_VVC)
@@ -245,8 +265,11 @@ class Encoder:
 
     @torch.inference_mode()
     def _detect(self, frames):
-        kp = self.models.kp_detector(frames_to_tensor(np.stack(frames), self.models.device))
-        return keypoint_coder.quantize(kp.cpu().numpy(), self.kp_step)
+        """The detector's keypoints of ``frames``: float32 (B, K, 3) numpy in [-1, 1]."""
+        return self.models.kp_detector(frames_to_tensor(np.stack(frames), self.models.device)).cpu().numpy()
+
+    def _quantize(self, keypoints):
+        return keypoint_coder.quantize(keypoints, self.kp_step)
 
     def _kp(self, quantized):
         return torch.from_numpy(keypoint_coder.dequantize(quantized, self.kp_step)).to(self.models.device)
@@ -303,7 +326,7 @@ class Encoder:
         for frame in batch:
             cuts.append(self.scene_cuts and self._previous is not None and is_scene_cut(self._previous, frame))
             self._previous = frame
-        quantized = self._detect(batch)
+        detected = self._detect(batch)
         i = 0
         while i < len(batch):
             if cuts[i] or self._open is None:
@@ -311,14 +334,15 @@ class Encoder:
                 i += 1
                 continue
             end = next((j for j in range(i + 1, len(batch)) if cuts[j]), len(batch))
+            quantized = self._quantize(self._refine(detected[i:end], batch[i:end]))
             refresh = None
             if self.refresh_threshold is None:
                 quality = [math.nan] * (end - i)
             else:
-                quality = self._rendered_psnr(quantized[i:end], batch[i:end])
+                quality = self._rendered_psnr(quantized, batch[i:end])
                 refresh = self._first_drop(quality)
             for j in range(i, end if refresh is None else i + refresh):
-                self._add_frame(quantized[j], quality[j - i])
+                self._add_frame(quantized[j - i], quality[j - i])
             if refresh is None:
                 i = end
             else:
@@ -339,14 +363,32 @@ class Encoder:
             segment.best_psnr = max(segment.best_psnr, value)
         return None
 
-    @torch.inference_mode()
-    def _rendered_psnr(self, quantized, originals):
-        """PSNR (dB) of each frame rendered, as the decoder will, from the open segment's key frame."""
+    @torch.no_grad()
+    def _features(self):
+        """The open segment's key frame encoded by the generator (made once; not inference tensors, so that
+        :meth:`_refine` can differentiate through them)."""
         segment = self._open
         if segment.features is None:
             segment.features = self.models.generator.encode_source(
                 frames_to_tensor(segment.key_frame[None], self.models.device))
-        out = self.models.generator.render(segment.features, segment.kp_source, self._kp(np.stack(quantized)))
+        return segment.features
+
+    def _refine(self, keypoints, originals):
+        """``keypoints`` (B, K, 3) numpy of ``originals``, refined against the open segment's key frame
+        (:mod:`coding.refine`) when ``refine_steps`` > 0."""
+        if not self.refine_steps:
+            return keypoints
+        device = self.models.device
+        refined = refine_keypoints(self.models.generator, self._features(), self._open.kp_source,
+                                   torch.from_numpy(keypoints).to(device),
+                                   frames_to_tensor(np.stack(originals), device), self.refine_steps)
+        return refined.cpu().numpy()
+
+    @torch.no_grad()
+    def _rendered_psnr(self, quantized, originals):
+        """PSNR (dB) of each frame rendered, as the decoder will, from the open segment's key frame."""
+        segment = self._open
+        out = self.models.generator.render(self._features(), segment.kp_source, self._kp(np.stack(quantized)))
         return _frame_psnr(tensor_to_frames(out['prediction']).numpy(), np.stack(originals)).tolist()
 
     def _start_segment(self, frame, predict):
@@ -355,7 +397,7 @@ class Encoder:
         if self._open is not None:
             self._close_segment()
         decoded, payload, predicted = self._code_key_frame(frame, predict)
-        quantized = self._detect([decoded])[0]            # closed loop: keypoints of the decoded key frame
+        quantized = self._quantize(self._detect([decoded]))[0]   # closed loop: keypoints of the decoded key frame
         coder = self.coder.encoder(self.num_kp, self.kp_step)
         psnr = float(_frame_psnr(decoded[None], frame[None])[0])
         self._open = _OpenSegment(start=len(self._bits), qp=self.qp, key_frame=decoded, key_bitstream=payload,

@@ -13,6 +13,8 @@
                                   # scene cuts); more than one: the s2d curve is each clip's Pareto front
       inter_key_frames: null      # refreshed key frames predicted from earlier ones (coding/codec.py); null: the
                                   # codec's default (on where the VVC backend can: vvenc)
+      refine_steps: null          # encoder-side keypoint refinement steps (coding/refine.py); null: the checkpoint's
+                                  # codec_params.refine_steps (else 0)
       vvc_backend: auto           # auto (vtm when VTM_ENCODER/VTM_DECODER/VTM_CFG_DIR are set, else vvenc)
       metrics: [psnr, psnr_yuv, ssim, ms_ssim, vmaf, dists, lpips_vgg, lpips_alex, fvd, motion]
                                   # motion: motion fidelity (evaluation/motion.py), reported per point, no BD-rate
@@ -26,7 +28,7 @@ from evaluation.metrics import ALL_METRICS
 
 DEFAULTS = dict(root_dir=None, videos=None, num_frames=150, fps=None, key_qps=[22, 32, 42, 52],
                 anchor_qps=[37, 42, 47, 52], kp_steps=None, refresh_thresholds=[None], inter_key_frames=None,
-                vvc_backend='auto', metrics=list(ALL_METRICS),
+                refine_steps=None, vvc_backend='auto', metrics=list(ALL_METRICS),
                 bd_min_overlap=0.75, fvd_stride=16, vertex_min_confidence=0.5, batch_size=8)
 
 
@@ -79,6 +81,10 @@ def rd_params(config):
     if params['inter_key_frames'] not in (None, True, False):
         raise ValueError(f"rd_params.inter_key_frames must be null (the codec's default), true or false, got "
                          f"{params['inter_key_frames']!r}")
+    steps = params['refine_steps']
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
+        raise ValueError(f"rd_params.refine_steps must be null (the checkpoint's default) or an integer >= 0, got "
+                         f"{steps!r}")
     if not 0 <= params['bd_min_overlap'] <= 1:
         raise ValueError(f"rd_params.bd_min_overlap must be in [0, 1], got {params['bd_min_overlap']!r}")
     return params

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from coding import vvc
 from coding.bitstream import VERSION as BITSTREAM_VERSION
-from coding.codec import MAX_CHAIN, Decoder, Encoder, default_inter_key_frames
+from coding.codec import MAX_CHAIN, Decoder, Encoder, default_inter_key_frames, refine_steps_of
 from evaluation.bdrate import bd_rate, pareto_front, quality_label, to_quality
 from evaluation.fvd import CLIP_LENGTH, frechet_distance
 from evaluation.metrics import NON_SCALAR, MetricSuite
@@ -125,6 +125,7 @@ class RDEvaluation:
         self.backend = vvc.auto_backend() if backend == 'auto' else backend
         inter = self.params['inter_key_frames']
         self.inter_key_frames = default_inter_key_frames(self.backend) if inter is None else inter
+        self.refine_steps = refine_steps_of(self.models.config, self.params['refine_steps'])
         self.suite = MetricSuite(metrics or self.params['metrics'], device, weights_dir,
                                  batch_size=self.params['batch_size'], fvd_stride=self.params['fvd_stride'])
         self.dataset = evaluation_dataset(config, self.params['root_dir'])
@@ -161,7 +162,8 @@ class RDEvaluation:
     def _key(self, point, seq, frames_hash):
         return dict(codec=point.codec, qp=point.qp, kp_step=point.kp_step, threshold=point.threshold,
                     bitstream_version=BITSTREAM_VERSION if point.codec == 's2d' else None,
-                    inter_key_frames=self.inter_key_frames if point.codec == 's2d' else None, sequence=seq.name,
+                    inter_key_frames=self.inter_key_frames if point.codec == 's2d' else None,
+                    refine_steps=self.refine_steps if point.codec == 's2d' else None, sequence=seq.name,
                     frames=len(seq.frames), frames_sha256=frames_hash,
                     backend=None if point.codec == 'reconstruction' else self.backend,
                     weights_id=self.weights_id if point.codec in ('s2d', 'reconstruction') else None)
@@ -218,7 +220,8 @@ class RDEvaluation:
                 render_s=result['seconds'], vertex_head_s=result['vertex_head_seconds'])
         if point.codec == 's2d':
             encoder = Encoder(self.checkpoint_path, self.device, point.kp_step, point.qp, self.backend,
-                              refresh_threshold=point.threshold, inter_key_frames=self.inter_key_frames)
+                              refresh_threshold=point.threshold, inter_key_frames=self.inter_key_frames,
+                              refine_steps=self.refine_steps)
             start = time.perf_counter()
             bitstream = encoder.encode(seq.frames, fps=seq.fps or fps)
             encode_s = time.perf_counter() - start
@@ -317,7 +320,7 @@ class RDEvaluation:
         context = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
                        machine=machine_description(), device=self.device, checkpoint=self.checkpoint_path,
                        epoch=self.models.epoch, weights_id=self.weights_id, vvc=vvc.get_backend(self.backend).description(),
-                       inter_key_frames=self.inter_key_frames,
+                       inter_key_frames=self.inter_key_frames, refine_steps=self.refine_steps,
                        frame_shape=list(self.dataset.frame_shape), num_frames=self.params['num_frames'],
                        fps=self.params['fps'], sequences=sorted({r['sequence'] for r in records}),
                        bd_min_overlap=self.params['bd_min_overlap'],
@@ -514,6 +517,9 @@ def render_summary(summary, context, plotted):
              "- Sparse2Dense key frames: " + ("refreshed key frames are P pictures predicted from the earlier key "
                                              f"frames (VVenC low delay without MCTF, chains of at most {MAX_CHAIN})"
                                              if context.get('inter_key_frames') else "every key frame intra"),
+             "- Sparse2Dense keypoints: " + (f"refined at the encoder, {context['refine_steps']} descent steps per "
+                                            "frame (coding/refine.py)" if context.get('refine_steps')
+                                            else "the keypoint detector's"),
              f"- sequences ({len(context['sequences'])}): {', '.join(context['sequences'])}; first "
              f"{context['num_frames']} frames at {context['frame_shape'][1]}x{context['frame_shape'][0]}",
              '- kbps: ' + (f"at a forced {context['fps']} fps (results.csv also has kbps_native at each clip's own "
