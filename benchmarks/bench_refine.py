@@ -45,7 +45,7 @@ def sequences(config, split, frames, names):
             raise SystemExit('the config names no validation clips (dataset_params.validation_names): '
                              'pass --videos')
     dataset = FramesDataset(params['root_dir'], frame_shape=params['frame_shape'], is_train=False, split=split,
-                            names=names)
+                            names=names, vertices_dir=None)
     return load_sequences(dataset, frames)
 
 
