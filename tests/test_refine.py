@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import sample_frames
 
-from coding.codec import Decoder, Encoder, refine_steps_of
+from coding.codec import DEFAULT_REFINE_STEPS, Decoder, Encoder, refine_steps_of
 from coding.refine import refine_keypoints
 from modules.build import load_inference_models
 from modules.render import frames_to_tensor
@@ -83,7 +83,7 @@ def test_encoder_with_refinement_codes_what_the_decoder_renders_and_gains_psnr(s
 
 
 def test_refine_steps_come_from_the_argument_then_the_config():
-    assert refine_steps_of({}) == 0
+    assert refine_steps_of({}) == DEFAULT_REFINE_STEPS == 20
     assert refine_steps_of({'codec_params': {'refine_steps': 7}}) == 7
     assert refine_steps_of({'codec_params': {'refine_steps': 7}}, 2) == 2
     for bad in (-1, 1.5, True, '3'):
