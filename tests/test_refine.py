@@ -82,6 +82,21 @@ def test_encoder_with_refinement_codes_what_the_decoder_renders_and_gains_psnr(s
     assert psnr[4] > psnr[0] + 0.5                       # measured: +1.1 dB
 
 
+def test_cli_refine_steps_reach_the_encoder(tmp_path, shipped, frames):
+    import codec as cli
+    from video_io import write_video
+    clip = tmp_path / 'head04.mp4'
+    write_video(clip, frames, 30 / STRIDE)
+    keypoints = {}
+    for steps in (0, 3):
+        out = tmp_path / f'{steps}.s2d'
+        assert cli.main(['encode', '--checkpoint', str(shipped), '--input', str(clip), '--output', str(out),
+                         '--no-crop', '--refine-steps', str(steps)]) == 0
+        keypoints[steps] = Decoder(shipped).decode_keypoints(out.read_bytes())[0]
+    np.testing.assert_array_equal(keypoints[0][0], keypoints[3][0])      # the key frame's: detected on it
+    assert (keypoints[0][1:] != keypoints[3][1:]).any()
+
+
 def test_refine_steps_come_from_the_argument_then_the_config():
     assert refine_steps_of({}) == DEFAULT_REFINE_STEPS == 20
     assert refine_steps_of({'codec_params': {'refine_steps': 7}}) == 7

@@ -236,6 +236,13 @@ def test_bad_fps_is_one_line_exit_2(tmp_path, checkpoint, clip64, capsys, fps):
     assert code == 2 and '--fps' in err and len(err.splitlines()) == 1
 
 
+def test_negative_refine_steps_is_one_line_exit_2(tmp_path, checkpoint, clip64, capsys):
+    code, err = run_cli(capsys, 'encode', '--checkpoint', checkpoint, '--input', clip64,
+                        '--output', tmp_path / 'o.s2d', '--no-crop', '--refine-steps', '-1')
+    assert code == 2 and '--refine-steps' in err and len(err.splitlines()) == 1
+    assert not (tmp_path / 'o.s2d').exists()
+
+
 def test_bad_device_and_output_paths_are_one_line_exit_2(tmp_path, checkpoint, clip64, capsys):
     import torch as _torch
     if _torch.cuda.device_count() < 8:
