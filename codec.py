@@ -392,7 +392,8 @@ def build_parser():
     enc.add_argument('--refine-steps', type=int, default=None, metavar='N',
                      help='encoder-side keypoint refinement: N descent steps per frame towards the keypoints whose '
                           'rendering is closest to the original (slower encoding, same decoder; default: config '
-                          'codec_params.refine_steps, else 0)')
+                          'codec_params.refine_steps, else coding.codec.DEFAULT_REFINE_STEPS; 0: the detector\'s '
+                          'keypoints)')
     enc.add_argument('--kp-coder', choices=sorted(KP_CODERS), default=None,
                      help=f'keypoint entropy coder (default {DEFAULT_KP_CODER})')
     enc.add_argument('--account', default=None, metavar='CSV', help='write the per-frame bit account to this CSV')

@@ -58,13 +58,12 @@ def scores(suite, sequence, decoded, fps, landmarks):
             'pitch r': motion['pitch_corr']}
 
 
-def code(checkpoint, sequence, qp, steps, fps):
+def code(encoder, decoder, sequence, fps):
     """Encode and decode one sequence: (decoded frames (T, H, W, 3) uint8, rate columns)."""
-    encoder = Encoder(checkpoint, qp=qp, refresh_threshold=None, refine_steps=steps)
     start = time.perf_counter()
     data = encoder.encode(sequence.frames, fps=fps)
     seconds = time.perf_counter() - start
-    decoded = np.stack([frame for frame, _ in Decoder(checkpoint).decode(data)])
+    decoded = np.stack([frame for frame, _ in decoder.decode(data)])
     inter = encoder.account.keypoint_bits[1:]
     return decoded, {'kbps': encoder.account.kbps, 'kp bits/frame': float(np.mean(inter)) if inter else 0.0,
                      'encode s/frame': seconds / len(sequence.frames)}
@@ -111,6 +110,8 @@ def main(argv=None):
             f"intra QP {args.qp}, no refresh.")
     print(head, flush=True)
     settings = ['frozen'] + [f'{s} steps' for s in args.steps]
+    encoders = [Encoder(args.checkpoint, qp=args.qp, refresh_threshold=None, refine_steps=s) for s in args.steps]
+    decoder = Decoder(args.checkpoint)
     rows = []
     for sequence in sequences(config, args.split, args.frames, args.videos):
         fps = float(sequence.fps or 25)
@@ -119,8 +120,8 @@ def main(argv=None):
         frozen = np.repeat(key.frames, len(sequence.frames), axis=0)
         rows.append((sequence.name, 'frozen', {'kbps': key.bits * fps / len(sequence.frames) / 1000,
                                                **scores(suite, sequence, frozen, fps, landmarks)}))
-        for steps, name in zip(args.steps, settings[1:]):
-            decoded, rate = code(args.checkpoint, sequence, args.qp, steps, fps)
+        for encoder, name in zip(encoders, settings[1:]):
+            decoded, rate = code(encoder, decoder, sequence, fps)
             rows.append((sequence.name, name, {**rate, **scores(suite, sequence, decoded, fps, landmarks)}))
         for line in table([r for r in rows if r[0] == sequence.name], [])[2:]:
             print(line, flush=True)

@@ -14,7 +14,7 @@
       inter_key_frames: null      # refreshed key frames predicted from earlier ones (coding/codec.py); null: the
                                   # codec's default (on where the VVC backend can: vvenc)
       refine_steps: null          # encoder-side keypoint refinement steps (coding/refine.py); null: the checkpoint's
-                                  # codec_params.refine_steps (else 0)
+                                  # codec_params.refine_steps (else coding.codec.DEFAULT_REFINE_STEPS)
       vvc_backend: auto           # auto (vtm when VTM_ENCODER/VTM_DECODER/VTM_CFG_DIR are set, else vvenc)
       metrics: [psnr, psnr_yuv, ssim, ms_ssim, vmaf, dists, lpips_vgg, lpips_alex, fvd, motion]
                                   # motion: motion fidelity (evaluation/motion.py), reported per point, no BD-rate
@@ -24,6 +24,7 @@
       batch_size: 8               # frames per metric forward pass
 """
 from coding import vvc
+from coding.codec import refine_steps_of
 from evaluation.metrics import ALL_METRICS
 
 DEFAULTS = dict(root_dir=None, videos=None, num_frames=150, fps=None, key_qps=[22, 32, 42, 52],
@@ -81,10 +82,11 @@ def rd_params(config):
     if params['inter_key_frames'] not in (None, True, False):
         raise ValueError(f"rd_params.inter_key_frames must be null (the codec's default), true or false, got "
                          f"{params['inter_key_frames']!r}")
-    steps = params['refine_steps']
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 0):
-        raise ValueError(f"rd_params.refine_steps must be null (the checkpoint's default) or an integer >= 0, got "
-                         f"{steps!r}")
+    if params['refine_steps'] is not None:
+        try:
+            refine_steps_of(config, params['refine_steps'])
+        except ValueError as error:
+            raise ValueError(f"rd_params.{error} (or null: the checkpoint's default)") from None
     if not 0 <= params['bd_min_overlap'] <= 1:
         raise ValueError(f"rd_params.bd_min_overlap must be in [0, 1], got {params['bd_min_overlap']!r}")
     return params
