@@ -175,6 +175,7 @@ class _OpenSegment:
     count: int = 1
     features: object = None         # the generator's source encoding, made when first needed
     best_psnr: float = -math.inf    # best PSNR of a frame rendered from this key frame so far
+    refine_offset: object = None    # (K, 3) refined minus detected keypoints of the last frame refined against it
 
 
 def default_inter_key_frames(backend):
@@ -376,15 +377,23 @@ class Encoder:
         return segment.features
 
     def _refine(self, keypoints, originals):
-        """``keypoints`` (B, K, 3) numpy of ``originals``, refined against the open segment's key frame
-        (:mod:`coding.refine`) when ``refine_steps`` > 0."""
+        """``keypoints`` (B, K, 3) numpy, the detector's, of ``originals``, refined against the open segment's key
+        frame (:mod:`coding.refine`) when ``refine_steps`` > 0.
+
+        Warm start: the search starts from the detector's keypoints plus the offset that refinement found for the
+        last frame refined in this segment (neighbouring frames need nearly the same correction), so the steps of
+        successive batches add up instead of starting over. Measured on three validation clips (face17, head33,
+        head37; 60 frames, QP 42): 10 warm-started steps matched 20 cold-started ones (MS-SSIM 0.908 / 0.762 /
+        0.917 against 0.909 / 0.752 / 0.916, the same VMAF) in half the time."""
         if not self.refine_steps:
             return keypoints
-        device = self.models.device
-        refined = refine_keypoints(self.models.generator, self._features(), self._open.kp_source,
-                                   torch.from_numpy(keypoints).to(device),
-                                   frames_to_tensor(np.stack(originals), device), self.refine_steps)
-        return refined.cpu().numpy()
+        segment, device = self._open, self.models.device
+        start = keypoints if segment.refine_offset is None else np.clip(keypoints + segment.refine_offset, -1, 1)
+        refined = refine_keypoints(self.models.generator, self._features(), segment.kp_source,
+                                   torch.from_numpy(start).to(device),
+                                   frames_to_tensor(np.stack(originals), device), self.refine_steps).cpu().numpy()
+        segment.refine_offset = refined[-1] - keypoints[-1]
+        return refined
 
     @torch.no_grad()
     def _rendered_psnr(self, quantized, originals):

@@ -26,6 +26,12 @@ DEFAULT_LR = 0.01
 MOMENTUM = 0.5
 
 
+def rendering_error(prediction, targets):
+    """What the search lowers: per-frame mean absolute error (B,) of ``prediction`` against ``targets``, both
+    (B, 3, H, W) in [0, 1]."""
+    return (prediction - targets).abs().mean(dim=(1, 2, 3))
+
+
 def refine_keypoints(generator, source_features, kp_source, kp_driving, targets, steps, lr=DEFAULT_LR):
     """Keypoints whose rendering is closer (L1) to ``targets`` than that of ``kp_driving``.
 
@@ -56,7 +62,7 @@ def refine_keypoints(generator, source_features, kp_source, kp_driving, targets,
     for _ in range(steps):
         with torch.enable_grad():
             prediction = generator.render(source_features, kp_source, kp)['prediction']
-            error = (prediction - targets).abs().mean(dim=(1, 2, 3))
+            error = rendering_error(prediction, targets)
             # per-frame errors summed: each frame's gradient does not depend on the batch; only the keypoints'
             # gradient is computed (the networks' weights stay fixed)
             gradient, = torch.autograd.grad(error.sum(), kp)
