@@ -9,7 +9,9 @@ Clips: by default the validation clips of ``--config`` (``dataset_params.validat
 of its data root): the refinement's settings are chosen on them, never on the test split (``--split test`` measures
 the test split, for reporting). Each clip's first ``--frames`` frames are coded by the Sparse2Dense encoder at key
 QP ``--qp`` (one key frame, no refresh) with each ``--steps`` value, decoded, and compared with the original; the
-frozen key frame (the decoded key frame held still) is the no-motion baseline.
+frozen key frame (the decoded key frame held still) is the no-motion baseline. The encoder warm-starts each batch's
+search from the correction found for the previous frame (``Encoder._refine``); docs/REFINE.md at commit e976461
+holds the numbers of the earlier cold start (every batch searched from the detector's keypoints).
 
 Printed per clip and as means over the clips: kbps (at the clip's frame rate), keypoint bits per inter frame,
 encoder seconds per frame (this machine), RGB PSNR, MS-SSIM, VMAF, and the motion fidelity of evaluation/motion.py:

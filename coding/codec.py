@@ -51,8 +51,8 @@ from modules.render import frames_to_tensor, psnr_rgb, render_keypoints, tensor_
 DEFAULT_KP_STEP = 0.01
 DEFAULT_QP = 42
 DEFAULT_VVC = vvc_lib.DEFAULT_BACKEND
-#: measured (benchmarks/bench_refine.py, docs/REFINE.md): on the validation clips 20 steps gave the best quality of
-#: 0 / 5 / 10 / 20, for about 0.65 s per frame on 2 CPU cores at 128x128
+#: measured (benchmarks/bench_refine.py, docs/REFINE.md): on the validation clips 20 warm-started steps gave the best
+#: quality of 0 / 5 / 10 / 20 (mean MS-SSIM 0.912, VMAF 43.2), for about 0.65 s per frame on 2 CPU cores at 128x128
 DEFAULT_REFINE_STEPS = 20
 DETECTOR_BATCH = 8
 #: most key frames in one prediction chain (intra + P pictures): bounds the encoder's re-coding (quadratic in the

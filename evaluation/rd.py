@@ -518,7 +518,8 @@ def render_summary(summary, context, plotted):
                                              f"frames (VVenC low delay without MCTF, chains of at most {MAX_CHAIN})"
                                              if context.get('inter_key_frames') else "every key frame intra"),
              "- Sparse2Dense keypoints: " + (f"refined at the encoder, {context['refine_steps']} descent steps per "
-                                            "frame (coding/refine.py)" if context.get('refine_steps')
+                                            "frame, each batch warm-started from the previous frame's correction "
+                                            "(coding/refine.py, Encoder._refine)" if context.get('refine_steps')
                                             else "the keypoint detector's"),
              f"- sequences ({len(context['sequences'])}): {', '.join(context['sequences'])}; first "
              f"{context['num_frames']} frames at {context['frame_shape'][1]}x{context['frame_shape'][0]}",
