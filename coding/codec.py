@@ -54,6 +54,10 @@ DEFAULT_VVC = vvc_lib.DEFAULT_BACKEND
 #: measured (benchmarks/bench_refine.py, docs/REFINE.md): on the validation clips 20 warm-started steps gave the best
 #: quality of 0 / 5 / 10 / 20 (mean MS-SSIM 0.912, VMAF 43.2), for about 0.65 s per frame on 2 CPU cores at 128x128
 DEFAULT_REFINE_STEPS = 20
+#: version of the encoder's keypoint search (coding/refine.py and Encoder._refine), part of the RD evaluation's cache
+#: key so that results of an earlier search are not served: 1, every batch searched from the detector's keypoints;
+#: 2, warm start from the previous frame's correction
+REFINE_VERSION = 2
 DETECTOR_BATCH = 8
 #: most key frames in one prediction chain (intra + P pictures): bounds the encoder's re-coding (quadratic in the
 #: chain length) and what a seek decodes

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from coding import vvc
 from coding.bitstream import VERSION as BITSTREAM_VERSION
-from coding.codec import MAX_CHAIN, Decoder, Encoder, default_inter_key_frames, refine_steps_of
+from coding.codec import MAX_CHAIN, REFINE_VERSION, Decoder, Encoder, default_inter_key_frames, refine_steps_of
 from evaluation.bdrate import bd_rate, pareto_front, quality_label, to_quality
 from evaluation.fvd import CLIP_LENGTH, frechet_distance
 from evaluation.metrics import NON_SCALAR, MetricSuite
@@ -163,7 +163,8 @@ class RDEvaluation:
         return dict(codec=point.codec, qp=point.qp, kp_step=point.kp_step, threshold=point.threshold,
                     bitstream_version=BITSTREAM_VERSION if point.codec == 's2d' else None,
                     inter_key_frames=self.inter_key_frames if point.codec == 's2d' else None,
-                    refine_steps=self.refine_steps if point.codec == 's2d' else None, sequence=seq.name,
+                    refine_steps=self.refine_steps if point.codec == 's2d' else None,
+                    refine_version=REFINE_VERSION if point.codec == 's2d' else None, sequence=seq.name,
                     frames=len(seq.frames), frames_sha256=frames_hash,
                     backend=None if point.codec == 'reconstruction' else self.backend,
                     weights_id=self.weights_id if point.codec in ('s2d', 'reconstruction') else None)

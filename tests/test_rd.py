@@ -11,6 +11,7 @@ import torch
 import yaml
 
 import run
+import evaluation.rd as rd_module
 from evaluation.rd import RDEvaluation, run_vertices
 from evaluation.vertices import to_pixels, vertex_accuracy
 from reconstruction import run_reconstruction
@@ -115,6 +116,10 @@ def test_rd_pipeline_end_to_end_with_cache(rd_setup, tmp_path, capsys, monkeypat
     run.main(['--mode', 'rd', '--config', str(config_file), '--checkpoint', str(checkpoint), '--out', str(out),
               '--device_ids', 'cpu'])
     assert '0 points computed, 7 from the cache' in capsys.readouterr().out
+
+    monkeypatch.setattr(rd_module, 'REFINE_VERSION', rd_module.REFINE_VERSION + 1)   # a changed keypoint search
+    changed = RDEvaluation(config, checkpoint, out).run()
+    assert (changed['computed'], changed['cached']) == (2, 5)      # recodes the s2d points, serves the others
 
     vertex_rows = run_vertices(config, checkpoint, out)            # served from the same cache
     assert {r['codec'] for r in vertex_rows} == {'reconstruction', 's2d'}
