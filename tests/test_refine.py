@@ -9,7 +9,7 @@ import torch
 from conftest import sample_frames
 
 from coding.codec import DEFAULT_REFINE_STEPS, Decoder, Encoder, refine_steps_of
-from coding.refine import refine_keypoints
+from coding.refine import refine_keypoints, rendering_error
 from modules.build import load_inference_models
 from modules.render import frames_to_tensor
 
@@ -30,8 +30,7 @@ def frames():
 
 def _l1(models, features, kp_source, kp, targets):
     with torch.no_grad():
-        rendered = models.generator.render(features, kp_source, kp)['prediction']
-    return (rendered - targets).abs().mean(dim=(1, 2, 3))
+        return rendering_error(models.generator.render(features, kp_source, kp)['prediction'], targets)
 
 
 def test_refinement_brings_each_rendering_closer_to_the_original(shipped, frames):
