@@ -160,12 +160,12 @@ class RDEvaluation:
         return self.out / 'cache' / point.curve / f'{sequence}_qp{qp}{_threshold_suffix(point)}.json'
 
     def _key(self, point, seq, frames_hash):
+        # what only the Sparse2Dense encoder depends on (None for the other codecs)
+        s2d = dict(bitstream_version=BITSTREAM_VERSION, inter_key_frames=self.inter_key_frames,
+                   refine_steps=self.refine_steps, refine_version=REFINE_VERSION)
         return dict(codec=point.codec, qp=point.qp, kp_step=point.kp_step, threshold=point.threshold,
-                    bitstream_version=BITSTREAM_VERSION if point.codec == 's2d' else None,
-                    inter_key_frames=self.inter_key_frames if point.codec == 's2d' else None,
-                    refine_steps=self.refine_steps if point.codec == 's2d' else None,
-                    refine_version=REFINE_VERSION if point.codec == 's2d' else None, sequence=seq.name,
-                    frames=len(seq.frames), frames_sha256=frames_hash,
+                    **{name: value if point.codec == 's2d' else None for name, value in s2d.items()},
+                    sequence=seq.name, frames=len(seq.frames), frames_sha256=frames_hash,
                     backend=None if point.codec == 'reconstruction' else self.backend,
                     weights_id=self.weights_id if point.codec in ('s2d', 'reconstruction') else None)
 
